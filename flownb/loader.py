@@ -1,0 +1,296 @@
+"""Load a config: read YAML, merge imports, validate every part, check cross-references.
+
+All problems are collected and raised together as one `ConfigError`, each pinned to
+FILE:LINE:COL and a field path. Parts are validated separately so that an error in one
+module does not hide errors elsewhere.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Mapping
+from pathlib import Path
+from typing import Any
+
+import yaml
+from pydantic import BaseModel, ValidationError
+
+from flownb.config import Config, ModuleSpec, TriggersSpec, WorkflowsSpec
+from flownb.errors import ConfigError, Diagnostic, Loc
+from flownb.pydantic_errors import translate
+from flownb.registry import Registry, default_registry
+from flownb.validation import Parts, check_semantics
+from flownb.yamlsource import Source, SourceMap, parse_yaml
+
+SECTIONS = ("modules", "workflows", "triggers", "pipelines")
+
+
+def load_config(
+    path: str | os.PathLike[str],
+    *,
+    registry: Registry | None = None,
+    environ: Mapping[str, str] | None = None,
+) -> Config:
+    """Load and validate a workflow file (and its imports); raises ConfigError."""
+    file = Path(path)
+    env = os.environ if environ is None else environ
+    source = _read(file, _display(file), env, stack=())
+    config = _finish(source, registry or default_registry())
+    config._path = str(file)
+    return config
+
+
+def parse_config(
+    text: str,
+    *,
+    filename: str = "<config>",
+    base_dir: str | os.PathLike[str] | None = None,
+    registry: Registry | None = None,
+    environ: Mapping[str, str] | None = None,
+) -> Config:
+    """Validate YAML text; `imports` resolve against `base_dir` (default: the cwd)."""
+    env = os.environ if environ is None else environ
+    source = parse_yaml(text, filename, env)
+    base = Path(base_dir) if base_dir is not None else Path.cwd()
+    source = _merge_imports(source, base, env, stack=())
+    return _finish(source, registry or default_registry())
+
+
+def config_from_dict(data: Mapping[str, Any], *, registry: Registry | None = None) -> Config:
+    """Validate an in-memory config (from the canvas, an AI answer or code)."""
+    source = Source(dict(data), SourceMap(default_file="<config>"), [])
+    return _finish(source, registry or default_registry())
+
+
+def _display(file: Path) -> str:
+    try:
+        return str(file.resolve().relative_to(Path.cwd()))
+    except ValueError:
+        return str(file)
+
+
+def _read(file: Path, name: str, environ: Mapping[str, str], stack: tuple[Path, ...]) -> Source:
+    try:
+        text = file.read_text(encoding="utf-8")
+    except OSError as exc:
+        reason = exc.strerror or str(exc)
+        return Source(
+            None,
+            SourceMap(default_file=name),
+            [Diagnostic(name, 1, 1, (), f"cannot read file: {reason}")],
+        )
+    except UnicodeDecodeError:
+        return Source(
+            None,
+            SourceMap(default_file=name),
+            [Diagnostic(name, 1, 1, (), "file is not UTF-8 text")],
+        )
+    source = parse_yaml(text, name, environ)
+    return _merge_imports(source, file.parent, environ, (*stack, file.resolve()))
+
+
+def _merge_imports(
+    source: Source, base: Path, environ: Mapping[str, str], stack: tuple[Path, ...]
+) -> Source:
+    data = source.data
+    if not isinstance(data, dict) or "imports" not in data:
+        return source
+    imports = data.pop("imports")
+    smap, diags = source.map, list(source.diagnostics)
+    if not isinstance(imports, list) or not all(isinstance(i, str) for i in imports):
+        diags.append(smap.diagnostic(("imports",), "imports must be a list of file paths"))
+        return Source(data, smap, diags)
+    merged: dict[str, Any] = {}
+    merged_map = SourceMap(default_file=smap.default_file)
+    for i, rel in enumerate(imports):
+        file = (base / rel).resolve()
+        if file in stack:
+            chain = " -> ".join(p.name for p in (*stack, file))
+            diags.append(smap.diagnostic(("imports", i), f"import cycle: {chain}"))
+            continue
+        if not file.exists():
+            diags.append(smap.diagnostic(("imports", i), f"imported file {rel!r} does not exist"))
+            continue
+        sub = _read(file, _display(file), environ, stack)
+        diags.extend(sub.diagnostics)
+        if sub.data is None:
+            continue
+        if not isinstance(sub.data, dict):
+            diags.append(sub.map.diagnostic((), "an imported file must be a mapping"))
+            continue
+        diags.extend(_merge_into(merged, merged_map, sub.data, sub.map, ("imports", i)))
+    diags.extend(_merge_into(merged, merged_map, data, smap, None))
+    merged_map.values[()] = smap.locate(())
+    return Source(merged, merged_map, diags)
+
+
+def _merge_into(
+    into: dict[str, Any],
+    into_map: SourceMap,
+    data: dict[str, Any],
+    data_map: SourceMap,
+    import_loc: Loc | None,
+) -> list[Diagnostic]:
+    """Merge one file's sections into the accumulated config: modules append, maps union."""
+    diags: list[Diagnostic] = []
+    origin = f" (imports[{import_loc[1]}])" if import_loc else ""
+    for key, value in data.items():
+        if key == "modules" and isinstance(value, list) and isinstance(into.get(key, []), list):
+            mods = into.setdefault("modules", [])
+            into_map.values.setdefault(("modules",), data_map.locate(("modules",)))
+            for j, item in enumerate(value):
+                into_map.merge(data_map, ("modules", j), ("modules", len(mods)))
+                mods.append(item)
+            continue
+        if key in ("workflows", "triggers", "pipelines") and isinstance(value, dict):
+            section = into.setdefault(key, {})
+            if not isinstance(section, dict):
+                continue
+            into_map.values.setdefault((key,), data_map.locate((key,)))
+            for sub, item in value.items():
+                if sub in section:
+                    diags.append(
+                        data_map.diagnostic(
+                            (key, sub),
+                            f"{key}.{sub} is defined in more than one file{origin}",
+                            key=True,
+                        )
+                    )
+                    continue
+                section[sub] = item
+                into_map.merge(data_map, (key, sub), (key, sub))
+            continue
+        if key in into:
+            diags.append(
+                data_map.diagnostic(
+                    (key,), f"{key!r} is defined in more than one file{origin}", key=True
+                )
+            )
+            continue
+        into[key] = value
+        into_map.merge(data_map, (key,), (key,))
+    return diags
+
+
+def _finish(source: Source, registry: Registry) -> Config:
+    config, diags = validate_source(source, registry)
+    if diags or config is None:
+        raise ConfigError(diags)
+    return config
+
+
+def validate_source(source: Source, registry: Registry) -> tuple[Config | None, list[Diagnostic]]:
+    """Validate parsed data part by part; returns the config (if valid) and all problems."""
+    diags = list(source.diagnostics)
+    data, smap = source.data, source.map
+    if data is None:
+        data = {}
+    if not isinstance(data, dict):
+        diags.append(
+            smap.diagnostic(
+                (),
+                "a config file must be a mapping with modules, workflows, triggers and pipelines",
+            )
+        )
+        return None, diags
+    context: dict[str, Any] = {"registry": registry}
+    parts = Parts()
+
+    def run(model: type[BaseModel], value: Any, loc: Loc) -> Any:
+        try:
+            return model.model_validate(value, context=context)
+        except ValidationError as exc:
+            diags.extend(translate(exc, value, loc, smap, registry))
+            return None
+
+    rest = {k: v for k, v in data.items() if k not in SECTIONS}
+    run(Config, rest, ())
+    modules = data.get("modules") or []
+    if not isinstance(modules, list):
+        diags.append(smap.diagnostic(("modules",), "modules must be a list"))
+        modules = []
+    for i, raw in enumerate(modules):
+        parts.raw_modules.append(raw if isinstance(raw, dict) else {})
+        spec = run(ModuleSpec, raw, ("modules", i))
+        if spec is not None:
+            parts.modules[i] = spec
+    for key, model, target in (
+        ("workflows", WorkflowsSpec, parts.workflows),
+        ("triggers", TriggersSpec, parts.triggers),
+    ):
+        section = data.get(key) or {}
+        if not isinstance(section, dict):
+            diags.append(smap.diagnostic((key,), f"{key} must be a mapping"))
+            continue
+        for sub, value in section.items():
+            validated = run(model, {sub: value}, (key,))
+            if validated is not None:
+                target[sub] = getattr(validated, sub)
+    pipelines = data.get("pipelines") or {}
+    if not isinstance(pipelines, dict):
+        diags.append(
+            smap.diagnostic(("pipelines",), "pipelines must be a mapping of name to steps")
+        )
+        pipelines = {}
+    for name, value in pipelines.items():
+        validated = run(Config, {"pipelines": {name: value}}, ())
+        if validated is not None:
+            parts.pipelines[name] = validated.pipelines[name]
+    diags.extend(check_semantics(parts, smap, registry))
+    if diags:
+        return None, _dedupe(diags)
+    config = Config.model_construct(
+        modules=[parts.modules[i] for i in range(len(modules))],
+        workflows=WorkflowsSpec.model_construct(**parts.workflows),
+        triggers=TriggersSpec.model_construct(**parts.triggers),
+        pipelines=dict(parts.pipelines),
+    )
+    config._source = smap
+    return config, []
+
+
+def _dedupe(diags: list[Diagnostic]) -> list[Diagnostic]:
+    return list(dict.fromkeys(diags))
+
+
+def dump_config(config: Config, *, keep_env: bool = True) -> str:
+    """YAML text of a config; values that came from `${VAR}` are written back as `${VAR}`."""
+    data = config.model_dump(mode="json", by_alias=True, exclude_unset=True)
+    data.pop("imports", None)
+    source = config.source
+    if keep_env and source is not None:
+        for loc, (raw, expanded) in source.env.items():
+            _restore(data, loc, raw, expanded)
+    return yaml.safe_dump(data, sort_keys=False, allow_unicode=True, width=100)
+
+
+def _restore(data: Any, loc: Loc, raw: str, expanded: str) -> None:
+    """Put `raw` back at `loc` if the value there is still what expanding it gave."""
+    node = data
+    for part in loc[:-1]:
+        if (isinstance(node, dict) and part in node) or (isinstance(node, list) and isinstance(part, int) and part < len(node)):
+            node = node[part]
+        else:
+            return
+    if not loc:
+        return
+    last = loc[-1]
+    if (isinstance(node, dict) and last in node) or (isinstance(node, list) and isinstance(last, int) and last < len(node)):
+        current = node[last]
+    else:
+        return
+    if not isinstance(current, dict | list) and _same_scalar(current, expanded):
+        node[last] = raw
+
+
+def _same_scalar(value: Any, text: str) -> bool:
+    if isinstance(value, bool):
+        return text.strip().lower() in (
+            ("true", "yes", "on", "1") if value else ("false", "no", "off", "0")
+        )
+    if isinstance(value, int | float) and not isinstance(value, bool):
+        try:
+            return float(text) == float(value)
+        except ValueError:
+            return False
+    return str(value) == text

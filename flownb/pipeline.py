@@ -1,0 +1,152 @@
+"""Pipelines: named, ordered lists of typed steps, compiled once and run per execution.
+
+Each step type is a config model (in `flownb.steps`) whose `compile` returns an async
+function of the execution context. The common fields (`if`, `skip_if`, `on_error`, `timeout`,
+`output`) are handled here, once, so step types only implement what they do.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import time
+from collections.abc import Awaitable, Callable
+from typing import TYPE_CHECKING, Annotated, Any, Literal
+
+from pydantic import Field, model_validator
+
+from flownb.errors import ExecutionError, StepError
+from flownb.execution import ExecutionContext
+from flownb.fields import Duration, Name, Ref, Spec
+
+if TYPE_CHECKING:
+    from flownb.engine import Engine
+    from flownb.template import Compiled
+
+log = logging.getLogger("flownb.pipeline")
+
+StepFn = Callable[[ExecutionContext], Awaitable[Any]]
+
+
+class StopPipeline(Exception):
+    """Raised by a step (respond) to end the pipeline successfully."""
+
+
+class OnErrorPipeline(Spec):
+    pipeline: Annotated[str, Ref("pipeline")] = Field(
+        description="pipeline to run with `vars.error` set; it decides the reply"
+    )
+
+
+class StepSpec(Spec):
+    """Fields every step has. Subclasses add `type: Literal[...]` and implement `compile`."""
+
+    type: str
+    name: Name | None = Field(None, description="label; the output is kept as steps.NAME")
+    if_: str | bool | None = Field(None, alias="if", description="run only if this is true")
+    skip_if: str | bool | None = Field(None, description="skip the step if this is true")
+    on_error: Literal["fail", "continue"] | OnErrorPipeline = Field(
+        "fail", description="fail the execution, continue with the next step, or run a pipeline"
+    )
+    timeout: Duration | None = Field(None, description="fail the step after this long")
+    output: Name | None = Field(None, description="also store the step's result in vars.OUTPUT")
+
+    @model_validator(mode="after")
+    def _always_dump_type(self) -> StepSpec:
+        self.model_fields_set.add("type")
+        return self
+
+    def compile(self, engine: Engine) -> StepFn:
+        raise NotImplementedError(f"step type {self.type!r} does not implement compile()")
+
+
+class CompiledStep:
+    __slots__ = ("label", "on_error", "output", "run", "skip", "timeout")
+
+    def __init__(self, spec: StepSpec, index: int, engine: Engine) -> None:
+        self.label = spec.name or f"{index}:{spec.type}"
+        self.run = spec.compile(engine)
+        self.output = spec.output
+        self.timeout = float(spec.timeout) if spec.timeout is not None else None
+        self.on_error = spec.on_error
+        self.skip = _skip_check(spec, engine)
+
+
+def _skip_check(spec: StepSpec, engine: Engine) -> Compiled | None:
+    run_if = None if spec.if_ is None else engine.templates.condition(spec.if_)
+    skip_if = None if spec.skip_if is None else engine.templates.condition(spec.skip_if)
+    if run_if and skip_if:
+        return lambda scope: not run_if(scope) or skip_if(scope)
+    if run_if:
+        return lambda scope: not run_if(scope)
+    return skip_if
+
+
+class Pipeline:
+    """A compiled pipeline; also a `Handler`, so routes, hooks and triggers can run it."""
+
+    def __init__(self, name: str, steps: list[StepSpec], engine: Engine) -> None:
+        self.name = name
+        self.engine = engine
+        self.steps = [CompiledStep(s, i, engine) for i, s in enumerate(steps)]
+
+    async def handle(self, ctx: ExecutionContext, data: Any) -> Any:
+        """Run the steps; the result is the `respond` reply if one ran, else the final data."""
+        if data is not ctx.data:
+            ctx.set_data(data)
+        await self.run(ctx)
+        return ctx.response if ctx.response is not None else ctx.data
+
+    async def run(self, ctx: ExecutionContext) -> None:
+        observers = self.engine.observers
+        scope = ctx.scope
+        for step in self.steps:
+            if step.skip is not None and step.skip(scope):
+                continue
+            started = time.perf_counter() if observers else 0.0
+            try:
+                if step.timeout is None:
+                    out = await step.run(ctx)
+                else:
+                    async with asyncio.timeout(step.timeout):
+                        out = await step.run(ctx)
+            except StopPipeline:
+                if observers:
+                    observers.step(ctx, step.label, "ok", time.perf_counter() - started, None)
+                return
+            except Exception as exc:
+                error = _as_step_error(step, exc)
+                if observers:
+                    observers.step(ctx, step.label, "error", time.perf_counter() - started, error)
+                if step.on_error == "continue":
+                    ctx.steps[step.label] = {"error": str(error)}
+                    continue
+                if isinstance(step.on_error, OnErrorPipeline):
+                    await self._recover(ctx, step.on_error.pipeline, error)
+                    return
+                raise error from exc
+            if observers:
+                observers.step(ctx, step.label, "ok", time.perf_counter() - started, None)
+            ctx.steps[step.label] = out
+            if step.output is not None:
+                ctx.vars[step.output] = out
+
+    async def _recover(self, ctx: ExecutionContext, name: str, error: StepError) -> None:
+        ctx.vars["error"] = {
+            "message": str(error),
+            "step": error.step,
+            "status": error.status,
+            "details": error.details,
+        }
+        await self.engine.pipeline(name).run(ctx)
+
+
+def _as_step_error(step: CompiledStep, exc: Exception) -> StepError:
+    if isinstance(exc, StepError):
+        return exc
+    if isinstance(exc, TimeoutError):
+        return StepError(step.label, f"timed out after {step.timeout}s", status=504)
+    if isinstance(exc, ExecutionError):
+        return StepError(step.label, str(exc), status=exc.status, details=exc.details)
+    log.debug("step %s raised", step.label, exc_info=exc)
+    return StepError(step.label, f"{type(exc).__name__}: {exc}", status=500)
