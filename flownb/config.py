@@ -59,7 +59,9 @@ def registry_from(info: ValidationInfo) -> Registry:
 class ModuleSpec(Spec):
     name: Name
     type: str = Field(description="registered module type, e.g. http.server")
-    config: SerializeAsAny[BaseModel] | dict[str, Any] = Field(default_factory=dict)
+    config: SerializeAsAny[BaseModel] | dict[str, Any] = Field(
+        default_factory=dict, validate_default=True
+    )
     depends_on: list[Name] = Field(default_factory=list, alias="dependsOn")
 
     @field_validator("type")

@@ -86,6 +86,7 @@ class Engine:
         functions: Functions | Mapping[str, Callable[..., Any]] | None = None,
         stores: Stores | None = None,
         observers: Iterable[ExecutionObserver] = (),
+        services: Mapping[str, object] | None = None,
         drain_timeout: float = 30.0,
     ) -> None:
         self.config = config
@@ -94,6 +95,8 @@ class Engine:
         self.stores = stores or Stores()
         self.templates = Templates()
         self.services = Services()
+        for name, service in (services or {}).items():
+            self.services.register(name, service)
         self.observers = Observers(list(observers))
         self.drain_timeout = drain_timeout
         self.modules: dict[str, Module[Any]] = {}
@@ -101,6 +104,7 @@ class Engine:
         self.triggers: list[Trigger[Any]] = []
         self.state: State = "new"
         self._pipelines: dict[str, Pipeline] = {}
+        self._providers: dict[str, list[str]] | None = None
         self._compiling: set[str] = set()
         self._inflight = 0
         self._idle = asyncio.Event()

@@ -106,26 +106,32 @@ def ref_fields(model: type[BaseModel]) -> dict[str, Ref]:
     return cached
 
 
-def iter_refs(value: Any, loc: Loc = ()) -> Iterator[tuple[Loc, Ref, str | None]]:
+def iter_refs(
+    value: Any, loc: Loc = (), inherited: frozenset[str] = frozenset()
+) -> Iterator[tuple[Loc, Ref, str | None]]:
     """Yield (loc, ref, name) for every reference inside a validated model tree.
 
-    An implicit reference left out is yielded with name None, for the validator to resolve.
+    An implicit reference left out is yielded with name None for the validator to resolve,
+    unless an enclosing object has a reference of the same kind, which it then falls back on
+    (a subscription without a broker uses its workflow's broker).
     """
     if isinstance(value, BaseModel):
         refs = ref_fields(type(value))
+        named = inherited | {ref.kind for ref in refs.values()}
         for attr, info in type(value).model_fields.items():
             child = getattr(value, attr)
             key = info.alias or attr
             if attr in refs:
-                yield from _ref_values(child, (*loc, key), refs[attr])
+                if child is not None or refs[attr].kind not in inherited:
+                    yield from _ref_values(child, (*loc, key), refs[attr])
             elif child is not None:
-                yield from iter_refs(child, (*loc, key))
+                yield from iter_refs(child, (*loc, key), named)
     elif isinstance(value, list | tuple):
         for i, item in enumerate(value):
-            yield from iter_refs(item, (*loc, i))
+            yield from iter_refs(item, (*loc, i), inherited)
     elif isinstance(value, dict):
         for key, item in value.items():
-            yield from iter_refs(item, (*loc, key))
+            yield from iter_refs(item, (*loc, key), inherited)
 
 
 def _ref_values(value: Any, loc: Loc, ref: Ref) -> Iterator[tuple[Loc, Ref, str | None]]:

@@ -181,72 +181,93 @@ def _finish(source: Source, registry: Registry) -> Config:
 
 def validate_source(source: Source, registry: Registry) -> tuple[Config | None, list[Diagnostic]]:
     """Validate parsed data part by part; returns the config (if valid) and all problems."""
-    diags = list(source.diagnostics)
-    data, smap = source.data, source.map
-    if data is None:
-        data = {}
+    data = {} if source.data is None else source.data
+    checker = _PartChecker(source.map, registry, list(source.diagnostics))
     if not isinstance(data, dict):
-        diags.append(
-            smap.diagnostic(
-                (),
-                "a config file must be a mapping with modules, workflows, triggers and pipelines",
-            )
+        checker.problem(
+            (), "a config file must be a mapping with modules, workflows, triggers and pipelines"
         )
-        return None, diags
-    context: dict[str, Any] = {"registry": registry}
-    parts = Parts()
+        return None, checker.diags
+    checker.run(Config, {k: v for k, v in data.items() if k not in SECTIONS}, ())
+    checker.modules(data.get("modules"))
+    checker.sections("workflows", WorkflowsSpec, data.get("workflows"), checker.parts.workflows)
+    checker.sections("triggers", TriggersSpec, data.get("triggers"), checker.parts.triggers)
+    checker.pipelines(data.get("pipelines"))
+    parts = checker.parts
+    checker.diags.extend(check_semantics(parts, source.map, registry))
+    if checker.diags:
+        return None, _dedupe(checker.diags)
+    fields: dict[str, Any] = {}
+    if parts.modules:
+        fields["modules"] = [parts.modules[i] for i in range(len(parts.raw_modules))]
+    if parts.workflows:
+        fields["workflows"] = WorkflowsSpec.model_construct(**parts.workflows)
+    if parts.triggers:
+        fields["triggers"] = TriggersSpec.model_construct(**parts.triggers)
+    if parts.pipelines:
+        fields["pipelines"] = dict(parts.pipelines)
+    config = Config.model_construct(**fields)
+    config._source = source.map
+    return config, []
 
-    def run(model: type[BaseModel], value: Any, loc: Loc) -> Any:
+
+class _PartChecker:
+    """Validates each part of a config on its own, collecting every problem."""
+
+    def __init__(self, smap: SourceMap, registry: Registry, diags: list[Diagnostic]) -> None:
+        self.smap, self.registry, self.diags = smap, registry, diags
+        self.context: dict[str, Any] = {"registry": registry}
+        self.parts = Parts()
+
+    def problem(self, loc: Loc, message: str) -> None:
+        self.diags.append(self.smap.diagnostic(loc, message))
+
+    def run(self, model: type[BaseModel], value: Any, loc: Loc) -> Any:
         try:
-            return model.model_validate(value, context=context)
+            return model.model_validate(value, context=self.context)
         except ValidationError as exc:
-            diags.extend(translate(exc, value, loc, smap, registry))
+            self.diags.extend(translate(exc, value, loc, self.smap, self.registry, model))
             return None
 
-    rest = {k: v for k, v in data.items() if k not in SECTIONS}
-    run(Config, rest, ())
-    modules = data.get("modules") or []
-    if not isinstance(modules, list):
-        diags.append(smap.diagnostic(("modules",), "modules must be a list"))
-        modules = []
-    for i, raw in enumerate(modules):
-        parts.raw_modules.append(raw if isinstance(raw, dict) else {})
-        spec = run(ModuleSpec, raw, ("modules", i))
-        if spec is not None:
-            parts.modules[i] = spec
-    for key, model, target in (
-        ("workflows", WorkflowsSpec, parts.workflows),
-        ("triggers", TriggersSpec, parts.triggers),
-    ):
-        section = data.get(key) or {}
+    def modules(self, modules: Any) -> None:
+        if modules is None:
+            return
+        if not isinstance(modules, list):
+            self.problem(("modules",), "modules must be a list of {name, type, config}")
+            return
+        for i, raw in enumerate(modules):
+            self.parts.raw_modules.append(raw if isinstance(raw, dict) else {})
+            spec = self.run(ModuleSpec, raw, ("modules", i))
+            if spec is not None:
+                self.parts.modules[i] = spec
+
+    def sections(
+        self, key: str, model: type[BaseModel], section: Any, into: dict[str, Any]
+    ) -> None:
+        if section is None:
+            return
         if not isinstance(section, dict):
-            diags.append(smap.diagnostic((key,), f"{key} must be a mapping"))
-            continue
+            self.problem((key,), f"{key} must be a mapping keyed by kind")
+            return
         for sub, value in section.items():
-            validated = run(model, {sub: value}, (key,))
+            validated = self.run(model, {sub: value}, (key,))
+            if validated is not None and getattr(validated, sub, None) is not None:
+                into[sub] = getattr(validated, sub)
+
+    def pipelines(self, pipelines: Any) -> None:
+        if pipelines is None:
+            return
+        if not isinstance(pipelines, dict):
+            self.problem(("pipelines",), "pipelines must be a mapping of name to steps")
+            return
+        bare = {("pipelines", name) for name, v in pipelines.items() if isinstance(v, list)}
+        self.smap.insert(bare, "steps")  # shorthand: a bare list of steps
+        for name, value in pipelines.items():
+            if isinstance(value, list):
+                value = {"steps": value}
+            validated = self.run(Config, {"pipelines": {name: value}}, ())
             if validated is not None:
-                target[sub] = getattr(validated, sub)
-    pipelines = data.get("pipelines") or {}
-    if not isinstance(pipelines, dict):
-        diags.append(
-            smap.diagnostic(("pipelines",), "pipelines must be a mapping of name to steps")
-        )
-        pipelines = {}
-    for name, value in pipelines.items():
-        validated = run(Config, {"pipelines": {name: value}}, ())
-        if validated is not None:
-            parts.pipelines[name] = validated.pipelines[name]
-    diags.extend(check_semantics(parts, smap, registry))
-    if diags:
-        return None, _dedupe(diags)
-    config = Config.model_construct(
-        modules=[parts.modules[i] for i in range(len(modules))],
-        workflows=WorkflowsSpec.model_construct(**parts.workflows),
-        triggers=TriggersSpec.model_construct(**parts.triggers),
-        pipelines=dict(parts.pipelines),
-    )
-    config._source = smap
-    return config, []
+                self.parts.pipelines[name] = validated.pipelines[name]
 
 
 def _dedupe(diags: list[Diagnostic]) -> list[Diagnostic]:
@@ -268,14 +289,18 @@ def _restore(data: Any, loc: Loc, raw: str, expanded: str) -> None:
     """Put `raw` back at `loc` if the value there is still what expanding it gave."""
     node = data
     for part in loc[:-1]:
-        if (isinstance(node, dict) and part in node) or (isinstance(node, list) and isinstance(part, int) and part < len(node)):
+        if (isinstance(node, dict) and part in node) or (
+            isinstance(node, list) and isinstance(part, int) and part < len(node)
+        ):
             node = node[part]
         else:
             return
     if not loc:
         return
     last = loc[-1]
-    if (isinstance(node, dict) and last in node) or (isinstance(node, list) and isinstance(last, int) and last < len(node)):
+    if (isinstance(node, dict) and last in node) or (
+        isinstance(node, list) and isinstance(last, int) and last < len(node)
+    ):
         current = node[last]
     else:
         return

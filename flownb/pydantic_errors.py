@@ -24,11 +24,17 @@ _MAX_SHOWN = 60
 
 
 def translate(
-    exc: ValidationError, data: Any, prefix: Loc, smap: SourceMap, registry: Registry
+    exc: ValidationError,
+    data: Any,
+    prefix: Loc,
+    smap: SourceMap,
+    registry: Registry,
+    root: type[BaseModel],
 ) -> list[Diagnostic]:
+    """Diagnostics for `exc`, raised validating `data` (found at `prefix`) as `root`."""
     merged: dict[Loc, tuple[bool, list[str], str]] = {}
     for err in exc.errors(include_url=False):
-        loc, at_key, message, got = _describe(err, data, registry)
+        loc, at_key, message, got = _describe(err, data, registry, root)
         _, messages, _ = merged.setdefault((*prefix, *loc), (at_key, [], got))
         if message not in messages:
             messages.append(message)
@@ -73,7 +79,9 @@ def _short(value: Any) -> str:
     return text if len(text) <= _MAX_SHOWN else text[: _MAX_SHOWN - 3] + "..."
 
 
-def _describe(err: ErrorDetails, data: Any, registry: Registry) -> tuple[Loc, bool, str, str]:
+def _describe(
+    err: ErrorDetails, data: Any, registry: Registry, root: type[BaseModel]
+) -> tuple[Loc, bool, str, str]:
     """(loc in the data, point at the key?, message, ' (got VALUE)' or '')."""
     kind = err["type"]
     loc, parent, value = _data_loc(data, tuple(err["loc"]))
@@ -82,7 +90,7 @@ def _describe(err: ErrorDetails, data: Any, registry: Registry) -> tuple[Loc, bo
         return loc, False, f"missing required field {loc[-1]!r}" if loc else "missing value", ""
     if kind == "extra_forbidden":
         field = str(loc[-1]) if loc else "?"
-        known = _known_fields(data, loc[:-1], registry)
+        known = _known_fields(data, loc[:-1], registry, root)
         msg = f"unknown field {field!r}"
         close = difflib.get_close_matches(field, known, n=1, cutoff=0.6)
         if close:
@@ -112,11 +120,11 @@ def _describe(err: ErrorDetails, data: Any, registry: Registry) -> tuple[Loc, bo
     return loc, False, message, got
 
 
-def _known_fields(data: Any, loc: Loc, registry: Registry) -> list[str]:
+def _known_fields(data: Any, loc: Loc, registry: Registry, root: type[BaseModel]) -> list[str]:
     """Field names allowed at `loc`, found by walking the model classes along the data."""
-    from flownb.config import Config, ModuleSpec
+    from flownb.config import ModuleSpec
 
-    ann: Any = Config
+    ann: Any = root
     node = data
     for part in loc:
         model = _as_model(ann, node)

@@ -6,8 +6,8 @@ A config value is compiled once, at build time, into a function of the execution
   stays a number, a dict a dict);
 - any other text is rendered as a template to a string;
 - dicts and lists are compiled item by item.
-Plain dotted paths (`request.query.n`) skip Jinja for speed but keep its sandbox rules
-(no names starting with `_`).
+Plain dotted paths and simple expressions skip Jinja's rendering machinery for speed
+(`flownb.expressions`) but keep its sandbox rules (no names starting with `_`).
 """
 
 from __future__ import annotations
@@ -20,9 +20,11 @@ from collections.abc import Callable, Mapping
 from typing import Any
 
 from jinja2 import ChainableUndefined, TemplateError, Undefined
+from jinja2.parser import Parser
 from jinja2.sandbox import ImmutableSandboxedEnvironment
 
 from flownb.errors import FlownbError
+from flownb.expressions import compile_fast
 
 Scope = Mapping[str, Any]
 Compiled = Callable[[Scope], Any]
@@ -44,6 +46,18 @@ def _uuid() -> str:
     return uuid.uuid4().hex
 
 
+def _guarded(fn: Compiled, source: str) -> Compiled:
+    """Report evaluation errors (None * 3, a missing key compared...) with the expression."""
+
+    def evaluate(scope: Scope) -> Any:
+        try:
+            return fn(scope)
+        except (TypeError, ValueError, ZeroDivisionError, IndexError, TemplateError) as exc:
+            raise FlownbError(f"expression {source!r} failed: {exc}") from None
+
+    return evaluate
+
+
 def is_template(text: str) -> bool:
     return "{{" in text or "{%" in text
 
@@ -63,6 +77,13 @@ class Templates:
         if m:
             return self._path_getter(m.group(1).split("."))
         try:
+            parser = Parser(self.env, source, state="variable")
+            node = parser.parse_expression()
+            if not parser.stream.eos:
+                raise TemplateError(f"unexpected {parser.stream.current.value!r}")
+            fast = compile_fast(node, self.env)
+            if fast is not None:
+                return _guarded(fast, source)
             expr = self.env.compile_expression(source, undefined_to_none=True)
         except TemplateError as exc:
             raise TemplateSyntaxError(f"invalid expression {source!r}: {exc}") from None

@@ -36,6 +36,7 @@ class _Checker:
         self.parts, self.smap, self.registry = parts, smap, registry
         self.diags: list[Diagnostic] = []
         self.types: dict[str, str | None] = {}
+        self._providers: dict[str, list[str]] | None = None
         for raw in parts.raw_modules:
             name = raw.get("name")
             if isinstance(name, str) and name not in self.types:
@@ -46,11 +47,12 @@ class _Checker:
         self.diags.append(self.smap.diagnostic(loc, message, key=key))
 
     def providers(self, kind: str) -> list[str]:
-        return [
-            n
-            for n, t in self.types.items()
-            if t is not None and kind in self.registry.get(t).provides
-        ]
+        if self._providers is None:
+            self._providers = {}
+            for n, t in self.types.items():
+                for provided in self.registry.get(t).provides if t is not None else ():
+                    self._providers.setdefault(provided, []).append(n)
+        return list(self._providers.get(kind, []))
 
     # --- names -------------------------------------------------------------------------
     def check_names(self) -> None:

@@ -1,0 +1,5 @@
+import sys
+
+from flownb.cli import main
+
+sys.exit(main())

@@ -1,0 +1,108 @@
+"""The `flownb` command, run the way users run it: as a process."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+GOOD = "pipelines:\n  hello:\n    - type: respond\n      body: {hello: world}\n"
+BAD = """modules:
+  - name: server
+    type: http.servr
+pipelines:
+  hello:
+    - type: respnd
+"""
+
+
+def flownb(*args: str, cwd: Path | None = None) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [sys.executable, "-m", "flownb", *args],
+        capture_output=True, text=True, timeout=60, cwd=cwd,
+    )
+
+
+def test_version() -> None:
+    result = flownb("version")
+    assert result.returncode == 0
+    assert result.stdout.startswith("flownb ")
+
+
+def test_validate_valid_and_invalid(tmp_path: Path) -> None:
+    (tmp_path / "good.yaml").write_text(GOOD)
+    (tmp_path / "bad.yaml").write_text(BAD)
+    ok = flownb("validate", "good.yaml", cwd=tmp_path)
+    assert ok.returncode == 0, ok.stderr
+    assert "good.yaml: valid" in ok.stdout
+    bad = flownb("validate", "bad.yaml", cwd=tmp_path)
+    assert bad.returncode == 1
+    lines = bad.stderr.strip().splitlines()
+    assert lines[0].startswith("bad.yaml:3:11: modules[0].type: unknown module type "
+                               "'http.servr'; did you mean 'http.server'?")
+    assert lines[1].startswith("bad.yaml:6:13: pipelines.hello.steps[0].type: unknown step "
+                               "type 'respnd'")
+    assert lines[-1] == "bad.yaml: 2 errors"
+    assert "Traceback" not in bad.stderr
+
+
+def test_validate_json_output(tmp_path: Path) -> None:
+    (tmp_path / "bad.yaml").write_text(BAD)
+    result = flownb("validate", "--json", "bad.yaml", cwd=tmp_path)
+    assert result.returncode == 1
+    errors = json.loads(result.stdout)
+    assert [e["path"] for e in errors] == ["modules[0].type", "pipelines.hello.steps[0].type"]
+    assert errors[0]["line"] == 3 and errors[0]["col"] == 11
+
+
+def test_validate_missing_file_is_one_clean_error(tmp_path: Path) -> None:
+    result = flownb("validate", "nope.yaml", cwd=tmp_path)
+    assert result.returncode == 1
+    assert "nope.yaml:1:1: (root): cannot read file" in result.stderr
+    assert "Traceback" not in result.stderr
+
+
+def test_modules_lists_types_by_category_and_as_json() -> None:
+    table = flownb("modules")
+    assert table.returncode == 0
+    assert "\nHTTP\n" in table.stdout
+    assert "http.server" in table.stdout
+    as_json = json.loads(flownb("modules", "--json").stdout)
+    assert "http.server" in as_json["types"]
+    assert as_json["types"]["http.server"]["configSchema"]["type"] == "object"
+
+
+def test_run_stops_gracefully_on_sigterm(tmp_path: Path) -> None:
+    (tmp_path / "wf.yaml").write_text(GOOD)
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "flownb", "run", "wf.yaml"], cwd=tmp_path,
+        stderr=subprocess.PIPE, stdout=subprocess.PIPE, text=True,
+        env={**os.environ, "PYTHONUNBUFFERED": "1"},
+    )
+    assert proc.stderr is not None
+    try:
+        for line in proc.stderr:
+            if "press Ctrl+C to stop" in line:
+                break
+        else:
+            pytest.fail("flownb run did not report that it is running")
+        proc.send_signal(signal.SIGTERM)
+        out, err = proc.communicate(timeout=30)
+    finally:
+        proc.kill()
+    assert proc.returncode == 0, err
+    assert "SIGTERM: draining" in err
+    assert "flownb: stopped" in err
+
+
+def test_run_with_invalid_config_exits_1(tmp_path: Path) -> None:
+    (tmp_path / "bad.yaml").write_text(BAD)
+    result = flownb("run", "bad.yaml", cwd=tmp_path)
+    assert result.returncode == 1
+    assert "bad.yaml:3:11:" in result.stderr
+    assert "Traceback" not in result.stderr
