@@ -22,8 +22,11 @@ from flownb import Engine, parse_config
 def make_config(count: int) -> str:
     modules: list[dict[str, object]] = [
         {"name": "bus", "type": "messaging.broker"},
-        {"name": "schemas", "type": "jsonschema",
-         "config": {"schemas": {"order": {"type": "object", "required": ["id"]}}}},
+        {
+            "name": "schemas",
+            "type": "jsonschema",
+            "config": {"schemas": {"order": {"type": "object", "required": ["id"]}}},
+        },
     ]
     pipelines: dict[str, object] = {}
     subscriptions = []
@@ -48,8 +51,11 @@ def make_config(count: int) -> str:
         else:
             spec["config"] = {"pipelines": {"t": [{"map": {"id": "id"}}]}}
         modules.append(spec)
-    config = {"modules": modules, "pipelines": pipelines,
-              "workflows": {"messaging": {"subscriptions": subscriptions}}}
+    config = {
+        "modules": modules,
+        "pipelines": pipelines,
+        "workflows": {"messaging": {"subscriptions": subscriptions}},
+    }
     return yaml.safe_dump(config, sort_keys=False)
 
 
@@ -64,8 +70,11 @@ async def measure(count: int, rounds: int) -> dict[str, float]:
         await engine.build()
         t2 = time.perf_counter()
         assert len(engine.modules) == count
-        run = {"parse_validate_seconds": t1 - t0, "build_seconds": t2 - t1,
-               "total_seconds": t2 - t0}
+        run = {
+            "parse_validate_seconds": t1 - t0,
+            "build_seconds": t2 - t1,
+            "total_seconds": t2 - t0,
+        }
         if best is None or run["total_seconds"] < best["total_seconds"]:
             best = run
     assert best is not None
@@ -78,13 +87,18 @@ def main() -> None:
     parser.add_argument("--rounds", type=int, default=3)
     args = parser.parse_args()
     pin_to_core(0)
-    result: dict[str, object] = {"modules": args.modules, "rounds": args.rounds,
-                                 **asyncio.run(measure(args.modules, args.rounds))}
+    result: dict[str, object] = {
+        "modules": args.modules,
+        "rounds": args.rounds,
+        **asyncio.run(measure(args.modules, args.rounds)),
+    }
     result["target_seconds"] = 1.0
     path = record("build", result)
-    print(f"build {args.modules} modules: {result['total_seconds']}s total "
-          f"(parse+validate {result['parse_validate_seconds']}s, "
-          f"build {result['build_seconds']}s; best of {args.rounds}) -> {path}")
+    print(
+        f"build {args.modules} modules: {result['total_seconds']}s total "
+        f"(parse+validate {result['parse_validate_seconds']}s, "
+        f"build {result['build_seconds']}s; best of {args.rounds}) -> {path}"
+    )
 
 
 if __name__ == "__main__":

@@ -39,7 +39,11 @@ def record(name: str, result: dict[str, Any]) -> Path:
     """Write a result with its date and machine to bench/results/NAME.json."""
     RESULTS.mkdir(exist_ok=True)
     path = RESULTS / f"{name}.json"
-    payload = {"benchmark": name, "date": time.strftime("%Y-%m-%d %H:%M:%S %Z"),
-               "machine": machine(), **result}
+    payload = {
+        "benchmark": name,
+        "date": time.strftime("%Y-%m-%d %H:%M:%S %Z"),
+        "machine": machine(),
+        **result,
+    }
     path.write_text(json.dumps(payload, indent=2))
     return path

@@ -60,9 +60,12 @@ async def measure(seconds: float) -> dict[str, float]:
             break
     elapsed = now - started
     await engine.stop()
-    return {"executions": count, "seconds": round(elapsed, 3),
-            "executions_per_second": round(count / elapsed),
-            "microseconds_per_execution": round(elapsed / count * 1e6, 2)}
+    return {
+        "executions": count,
+        "seconds": round(elapsed, 3),
+        "executions_per_second": round(count / elapsed),
+        "microseconds_per_execution": round(elapsed / count * 1e6, 2),
+    }
 
 
 def main() -> None:
@@ -73,8 +76,10 @@ def main() -> None:
     result = asyncio.run(measure(args.seconds))
     result["target_executions_per_second"] = 20000
     path = record("pipeline", result)
-    print(f"5-step pipeline: {result['executions_per_second']:,} executions/s "
-          f"({result['microseconds_per_execution']} us each) on one core -> {path}")
+    print(
+        f"5-step pipeline: {result['executions_per_second']:,} executions/s "
+        f"({result['microseconds_per_execution']} us each) on one core -> {path}"
+    )
 
 
 if __name__ == "__main__":

@@ -89,8 +89,12 @@ def parser() -> argparse.ArgumentParser:
 
     run = sub.add_parser("run", help="run a workflow config as a service")
     run.add_argument("config", help="path to the YAML config")
-    run.add_argument("--drain-timeout", type=float, default=30.0,
-                     help="seconds to let in-flight executions finish on shutdown")
+    run.add_argument(
+        "--drain-timeout",
+        type=float,
+        default=30.0,
+        help="seconds to let in-flight executions finish on shutdown",
+    )
     run.set_defaults(fn=cmd_run)
 
     validate = sub.add_parser("validate", help="check a config; exit 0 if valid, 1 if not")

@@ -53,7 +53,7 @@ def registry_from(info: ValidationInfo) -> Registry:
         registry = default_registry()
         if isinstance(info.context, dict):
             info.context["registry"] = registry
-    return registry  # type: ignore[no-any-return]
+    return registry
 
 
 class ModuleSpec(Spec):

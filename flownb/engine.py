@@ -19,6 +19,7 @@ from collections import deque
 from collections.abc import Awaitable, Callable, Iterable, Mapping, Sequence
 from typing import TYPE_CHECKING, Any, Literal
 
+from flownb.clock import Clock, SystemClock
 from flownb.config import Config, ModuleSpec
 from flownb.errors import BuildError, ConfigError, Diagnostic, FlownbError, UnknownNameError
 from flownb.execution import ExecutionContext, ExecutionObserver, Observers
@@ -42,17 +43,27 @@ State = Literal["new", "built", "starting", "running", "draining", "stopped", "f
 ExecFn = Callable[[ExecutionContext], Awaitable[Any]]
 
 
-def build_order(modules: Sequence[ModuleSpec]) -> list[ModuleSpec]:
-    """Modules sorted so each comes after what it depends on (file order otherwise kept)."""
+def build_order(modules: Sequence[ModuleSpec], registry: Registry) -> list[ModuleSpec]:
+    """Modules sorted so each comes after what it depends on (file order otherwise kept).
+
+    Dependencies: `dependsOn`, and every module a config references, including an implicit
+    reference left out (it means the only module providing that kind).
+    """
     by_name = {m.name: m for m in modules}
+    providers: dict[str, list[str]] = {}
+    for m in modules:
+        for kind in registry.get(m.type).provides:
+            providers.setdefault(kind, []).append(m.name)
     deps: dict[str, set[str]] = {}
     for m in modules:
         found = {d for d in m.depends_on if d in by_name}
-        found.update(
-            name
-            for _, ref, name in iter_refs(m.config)
-            if name is not None and name in by_name and ref.kind != "pipeline"
-        )
+        for _, ref, named in iter_refs(m.config):
+            if ref.kind == "pipeline":
+                continue
+            only = providers.get(ref.kind, [])
+            name = named if named is not None else (only[0] if len(only) == 1 else None)
+            if name is not None and name in by_name:
+                found.add(name)
         found.discard(m.name)
         deps[m.name] = found
     users: dict[str, list[str]] = {m.name: [] for m in modules}
@@ -87,6 +98,7 @@ class Engine:
         stores: Stores | None = None,
         observers: Iterable[ExecutionObserver] = (),
         services: Mapping[str, object] | None = None,
+        clock: Clock | None = None,
         drain_timeout: float = 30.0,
     ) -> None:
         self.config = config
@@ -94,6 +106,7 @@ class Engine:
         self.functions = functions if isinstance(functions, Functions) else Functions(functions)
         self.stores = stores or Stores()
         self.templates = Templates()
+        self.clock: Clock = clock or SystemClock()
         self.services = Services()
         for name, service in (services or {}).items():
             self.services.register(name, service)
@@ -165,7 +178,7 @@ class Engine:
     def handler(self, name: str) -> Handler:
         """A handler module, or else a pipeline, called `name`."""
         if name in self.services:
-            service = self.services.get(name)
+            service: object = self.services.get(name)
             if isinstance(service, Handler):
                 return service
             raise FlownbError(f"module {name!r} is not a handler")
@@ -181,7 +194,7 @@ class Engine:
 
     # --- lifecycle -----------------------------------------------------------------
     def _create_modules(self) -> list[ModuleSpec]:
-        order = build_order(self.config.modules)
+        order = build_order(self.config.modules, self.registry)
         for spec in order:
             module_type = self.registry.get(spec.type)
             try:

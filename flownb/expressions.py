@@ -44,7 +44,7 @@ _COMPARE: dict[str, Callable[[Any, Any], Any]] = {
 }
 
 
-class Unsupported(Exception):  # noqa: N818 - internal signal, never escapes this module
+class Unsupported(Exception):
     """The expression uses something outside the fast subset."""
 
 
@@ -72,7 +72,7 @@ def _read(obj: Any, key: Any, env: SandboxedEnvironment) -> Any:
     return None if isinstance(value, Undefined) else value
 
 
-def _compile(node: nodes.Node, env: SandboxedEnvironment) -> Fn:  # noqa: PLR0911, PLR0912
+def _compile(node: nodes.Node, env: SandboxedEnvironment) -> Fn:  # noqa: PLR0912
     if isinstance(node, nodes.Const):
         value = node.value
         return lambda _s: value
@@ -149,7 +149,7 @@ def _compare(node: nodes.Compare, env: SandboxedEnvironment) -> Fn:
     first = _compile(node.expr, env)
     ops = [(_COMPARE[o.op], _compile(o.expr, env)) for o in node.ops]
     if len(ops) == 1:
-        (op, right), = ops
+        ((op, right),) = ops
         return lambda s: op(first(s), right(s))
 
     def chain(s: Scope) -> bool:

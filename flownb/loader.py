@@ -226,7 +226,9 @@ class _PartChecker:
         try:
             return model.model_validate(value, context=self.context)
         except ValidationError as exc:
-            self.diags.extend(translate(exc, value, loc, self.smap, self.registry, model))
+            self.diags.extend(
+                translate(exc, value, loc, self.smap, registry=self.registry, root=model)
+            )
             return None
 
     def modules(self, modules: Any) -> None:
@@ -260,12 +262,11 @@ class _PartChecker:
         if not isinstance(pipelines, dict):
             self.problem(("pipelines",), "pipelines must be a mapping of name to steps")
             return
-        bare = {("pipelines", name) for name, v in pipelines.items() if isinstance(v, list)}
+        bare: set[Loc] = {("pipelines", n) for n, v in pipelines.items() if isinstance(v, list)}
         self.smap.insert(bare, "steps")  # shorthand: a bare list of steps
         for name, value in pipelines.items():
-            if isinstance(value, list):
-                value = {"steps": value}
-            validated = self.run(Config, {"pipelines": {name: value}}, ())
+            spec = {"steps": value} if isinstance(value, list) else value
+            validated = self.run(Config, {"pipelines": {name: spec}}, ())
             if validated is not None:
                 self.parts.pipelines[name] = validated.pipelines[name]
 
@@ -287,25 +288,29 @@ def dump_config(config: Config, *, keep_env: bool = True) -> str:
 
 def _restore(data: Any, loc: Loc, raw: str, expanded: str) -> None:
     """Put `raw` back at `loc` if the value there is still what expanding it gave."""
-    node = data
-    for part in loc[:-1]:
-        if (isinstance(node, dict) and part in node) or (
-            isinstance(node, list) and isinstance(part, int) and part < len(node)
-        ):
-            node = node[part]
-        else:
-            return
     if not loc:
         return
-    last = loc[-1]
-    if (isinstance(node, dict) and last in node) or (
-        isinstance(node, list) and isinstance(last, int) and last < len(node)
-    ):
-        current = node[last]
-    else:
+    node = data
+    for part in loc[:-1]:
+        node = _child(node, part, _MISSING)
+        if node is _MISSING:
+            return
+    current = _child(node, loc[-1], _MISSING)
+    if current is _MISSING or isinstance(current, dict | list):
         return
-    if not isinstance(current, dict | list) and _same_scalar(current, expanded):
-        node[last] = raw
+    if _same_scalar(current, expanded):
+        node[loc[-1]] = raw
+
+
+_MISSING = object()
+
+
+def _child(node: Any, part: str | int, default: Any) -> Any:
+    if isinstance(node, dict):
+        return node.get(part, default)
+    if isinstance(node, list) and isinstance(part, int) and 0 <= part < len(node):
+        return node[part]
+    return default
 
 
 def _same_scalar(value: Any, text: str) -> bool:

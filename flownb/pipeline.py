@@ -97,7 +97,12 @@ class Pipeline:
         await self.run(ctx)
         return ctx.response if ctx.response is not None else ctx.data
 
-    async def run(self, ctx: ExecutionContext) -> None:
+    async def run(self, ctx: ExecutionContext) -> bool:
+        """Run the steps; True if one ended the pipeline early (respond, or on_error pipeline).
+
+        A caller running this as part of another pipeline (a conditional branch) must end
+        that one too when True comes back.
+        """
         observers = self.engine.observers
         scope = ctx.scope
         for step in self.steps:
@@ -113,7 +118,7 @@ class Pipeline:
             except StopPipeline:
                 if observers:
                     observers.step(ctx, step.label, "ok", time.perf_counter() - started, None)
-                return
+                return True
             except Exception as exc:
                 error = _as_step_error(step, exc)
                 if observers:
@@ -123,13 +128,14 @@ class Pipeline:
                     continue
                 if isinstance(step.on_error, OnErrorPipeline):
                     await self._recover(ctx, step.on_error.pipeline, error)
-                    return
+                    return True
                 raise error from exc
             if observers:
                 observers.step(ctx, step.label, "ok", time.perf_counter() - started, None)
             ctx.steps[step.label] = out
             if step.output is not None:
                 ctx.vars[step.output] = out
+        return False
 
     async def _recover(self, ctx: ExecutionContext, name: str, error: StepError) -> None:
         ctx.vars["error"] = {
@@ -144,7 +150,7 @@ class Pipeline:
 def _as_step_error(step: CompiledStep, exc: Exception) -> StepError:
     if isinstance(exc, StepError):
         return exc
-    if isinstance(exc, TimeoutError):
+    if isinstance(exc, TimeoutError) and step.timeout is not None:
         return StepError(step.label, f"timed out after {step.timeout}s", status=504)
     if isinstance(exc, ExecutionError):
         return StepError(step.label, str(exc), status=exc.status, details=exc.details)

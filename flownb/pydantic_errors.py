@@ -28,6 +28,7 @@ def translate(
     data: Any,
     prefix: Loc,
     smap: SourceMap,
+    *,
     registry: Registry,
     root: type[BaseModel],
 ) -> list[Diagnostic]:
@@ -59,7 +60,9 @@ def _data_loc(data: Any, loc: tuple[Any, ...]) -> tuple[Loc, Any, Any]:
     for i, part in enumerate(loc):
         if part == "[key]":
             continue
-        if (isinstance(node, dict) and part in node) or (isinstance(node, list) and isinstance(part, int) and part < len(node)):
+        if (isinstance(node, dict) and part in node) or (
+            isinstance(node, list) and isinstance(part, int) and part < len(node)
+        ):
             parent, node = node, node[part]
             clean.append(part)
         elif isinstance(node, dict) and isinstance(part, str) and node.get("type") == part:
@@ -114,9 +117,13 @@ def _describe(
         if message.startswith(prefix):
             message = message[len(prefix) :]
     got = ""
-    if kind not in ("value_error", "assertion_error") and not isinstance(value, dict | list):
-        if value is not None or (isinstance(parent, dict) and loc and loc[-1] in parent):
-            got = f" (got {_short(value)})"
+    shown = value is not None or (isinstance(parent, dict) and loc and loc[-1] in parent)
+    if (
+        kind not in ("value_error", "assertion_error")
+        and not isinstance(value, dict | list)
+        and shown
+    ):
+        got = f" (got {_short(value)})"
     return loc, False, message, got
 
 

@@ -48,12 +48,14 @@ async def serve(
         nonlocal signals
         signals += 1
         if signals == 1:
-            print(f"flownb: {signal.Signals(signum).name}: draining (up to {drain_timeout:g}s)",
-                  file=out, flush=True)
+            print(
+                f"flownb: {signal.Signals(signum).name}: draining (up to {drain_timeout:g}s)",
+                file=out,
+                flush=True,
+            )
             stopping.set()
         else:
-            print("flownb: already shutting down; waiting for in-flight work", file=out,
-                  flush=True)
+            print("flownb: already shutting down; waiting for in-flight work", file=out, flush=True)
 
     for sig in (signal.SIGINT, signal.SIGTERM):
         loop.add_signal_handler(sig, on_signal, sig)
@@ -65,12 +67,14 @@ async def serve(
             return 1
         for name, url in served_urls(engine):
             print(f"flownb: {name} listening on {url}", file=out, flush=True)
-        print(f"flownb: running {len(engine.modules)} modules; press Ctrl+C to stop", file=out,
-              flush=True)
+        print(
+            f"flownb: running {len(engine.modules)} modules; press Ctrl+C to stop",
+            file=out,
+            flush=True,
+        )
         await stopping.wait()
         drained = await engine.stop()
-        print("flownb: stopped" + ("" if drained else " (drain timed out)"), file=out,
-              flush=True)
+        print("flownb: stopped" + ("" if drained else " (drain timed out)"), file=out, flush=True)
         return 0
     finally:
         for sig in (signal.SIGINT, signal.SIGTERM):

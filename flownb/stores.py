@@ -13,7 +13,17 @@ import time
 from dataclasses import dataclass, field
 from typing import Any, Protocol
 
+import orjson
+
 from flownb.errors import ExecutionError
+
+
+def json_copy(value: Any) -> Any:
+    """An independent copy of JSON-shaped data (fast path), else a deep copy."""
+    try:
+        return orjson.loads(orjson.dumps(value))
+    except TypeError:
+        return copy.deepcopy(value)
 
 
 class ConflictError(ExecutionError):
@@ -48,7 +58,16 @@ class Instance:
         }
 
     def copy(self) -> Instance:
-        return copy.deepcopy(self)
+        return Instance(
+            self.id,
+            self.machine,
+            self.state,
+            json_copy(self.data),
+            self.version,
+            self.created,
+            self.updated,
+            json_copy(self.history),
+        )
 
 
 class StateStore(Protocol):
@@ -119,16 +138,16 @@ class MemoryResourceStore:
 
     async def get(self, resource: str, resource_id: str) -> dict[str, Any] | None:
         found = self._items.get(resource, {}).get(resource_id)
-        return copy.deepcopy(found) if found is not None else None
+        return json_copy(found) if found is not None else None
 
     async def put(self, resource: str, resource_id: str, data: dict[str, Any]) -> None:
-        self._items.setdefault(resource, {})[resource_id] = copy.deepcopy(data)
+        self._items.setdefault(resource, {})[resource_id] = json_copy(data)
 
     async def delete(self, resource: str, resource_id: str) -> bool:
         return self._items.get(resource, {}).pop(resource_id, None) is not None
 
     async def list(self, resource: str, limit: int = 1000) -> list[dict[str, Any]]:
-        return [copy.deepcopy(v) for v in list(self._items.get(resource, {}).values())[:limit]]
+        return [json_copy(v) for v in list(self._items.get(resource, {}).values())[:limit]]
 
 
 class MemoryScheduleStore:

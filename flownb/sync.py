@@ -47,8 +47,7 @@ class SyncEngine:
             raise RuntimeError("already started")
         loop = asyncio.new_event_loop()
         self._loop = loop
-        self._thread = threading.Thread(target=loop.run_forever, name="flownb-engine",
-                                        daemon=True)
+        self._thread = threading.Thread(target=loop.run_forever, name="flownb-engine", daemon=True)
         self._thread.start()
 
         async def create_and_start() -> Engine:
@@ -64,8 +63,9 @@ class SyncEngine:
             raise
         return self
 
-    def trigger(self, kind: str, action: str, data: Any = None,
-                timeout: float | None = None) -> Any:
+    def trigger(
+        self, kind: str, action: str, data: Any = None, timeout: float | None = None
+    ) -> Any:
         """`Engine.trigger_workflow`, blocking until the result is ready."""
         return self._call(self.engine.trigger_workflow(kind, action, data), timeout)
 

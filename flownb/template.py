@@ -32,6 +32,7 @@ Compiled = Callable[[Scope], Any]
 _SINGLE_EXPR = re.compile(r"^\s*\{\{(?P<expr>(?:(?!\}\}).)*)\}\}\s*$", re.S)
 _PATH = re.compile(r"^\s*([A-Za-z][A-Za-z0-9_]*(?:\.[A-Za-z][A-Za-z0-9_]*)*)\s*$")
 _MISSING = object()
+_LITERALS = frozenset({"true", "false", "none", "True", "False", "None"})  # not variable names
 
 
 class TemplateSyntaxError(FlownbError):
@@ -74,7 +75,7 @@ class Templates:
     def expression(self, source: str) -> Compiled:
         """Compile a bare expression (`data.total > 100`) to a function of the scope."""
         m = _PATH.match(source)
-        if m:
+        if m and m.group(1) not in _LITERALS:
             return self._path_getter(m.group(1).split("."))
         try:
             parser = Parser(self.env, source, state="variable")

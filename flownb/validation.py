@@ -271,13 +271,13 @@ class _Checker:
             seen: dict[tuple[str, str], int] = {}
             for r, route in enumerate(http.routes):
                 for method in route.methods:
-                    key = (method, route.path)
-                    if key in seen:
+                    route_key = (method, route.path)
+                    if route_key in seen:
                         self.error(
                             ("workflows", "http", "routes", r, "path"),
-                            f"{method} {route.path} is already routed by routes[{seen[key]}]",
+                            f"{method} {route.path} is already routed by routes[{seen[route_key]}]",
                         )
-                    seen.setdefault(key, r)
+                    seen.setdefault(route_key, r)
 
     # --- triggers ------------------------------------------------------------------------
     def check_triggers(self) -> None:

@@ -11,9 +11,9 @@ from __future__ import annotations
 
 import os
 import re
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, TypeVar
 
 import yaml
 
@@ -59,22 +59,36 @@ class SourceMap:
         if not prefixes:
             return
         n = len(next(iter(prefixes)))
-        for table in (self.values, self.keys, self.env):
-            moved = [loc for loc in table if len(loc) > n and loc[:n] in prefixes]
-            for loc in moved:
-                table[(*loc[:n], key, *loc[n:])] = table.pop(loc)  # type: ignore[index]
+
+        def moved(loc: Loc) -> Loc | None:
+            return (*loc[:n], key, *loc[n:]) if len(loc) > n and loc[:n] in prefixes else None
+
+        _rekey(self.values, moved)
+        _rekey(self.keys, moved)
+        _rekey(self.env, moved)
 
     def merge(self, other: SourceMap, src: Loc = (), dst: Loc = ()) -> None:
         """Copy `other`'s entries under `src` into this map, re-rooted at `dst`."""
         n = len(src)
-        for mine, theirs in (
-            (self.values, other.values),
-            (self.keys, other.keys),
-            (self.env, other.env),
-        ):
-            for loc, value in theirs.items():
-                if loc[:n] == src:
-                    mine[dst + loc[n:]] = value  # type: ignore[index]
+        for loc, mark in other.values.items():
+            if loc[:n] == src:
+                self.values[dst + loc[n:]] = mark
+        for loc, mark in other.keys.items():
+            if loc[:n] == src:
+                self.keys[dst + loc[n:]] = mark
+        for loc, raw in other.env.items():
+            if loc[:n] == src:
+                self.env[dst + loc[n:]] = raw
+
+
+V = TypeVar("V")
+
+
+def _rekey(table: dict[Loc, V], moved: Callable[[Loc], Loc | None]) -> None:
+    for loc in list(table):
+        new = moved(loc)
+        if new is not None:
+            table[new] = table.pop(loc)
 
 
 @dataclass
@@ -125,10 +139,11 @@ class _Builder:
             loader.flatten_mapping(node)
             out: dict[Any, Any] = {}
             for key_node, value_node in node.value:
-                key = loader.construct_object(key_node, deep=True)
-                if not isinstance(key, str | int | float | bool):
+                raw_key = loader.construct_object(key_node, deep=True)
+                if not isinstance(raw_key, str | int | float | bool):
                     self.error(key_node, loc, "mapping keys must be plain scalars")
                     continue
+                key: str | int = raw_key if isinstance(raw_key, str | int) else str(raw_key)
                 if key in out:
                     self.error(
                         key_node,

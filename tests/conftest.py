@@ -55,14 +55,29 @@ class Echo(Module[EchoConfig]):
 
 
 def make_registry() -> Registry:
-    return Registry([
-        ModuleType("test.thing", "Infrastructure", "records its lifecycle", RecorderConfig,
-                   Recorder, provides=("thing",)),
-        ModuleType("test.echo", "HTTP", "echoes its input", EchoConfig, Echo,
-                   provides=("handler",)),
-        ModuleType("test.broker", "Messaging", "a broker stand-in", EchoConfig, Echo,
-                   provides=("broker",)),
-    ])
+    return Registry(
+        [
+            ModuleType(
+                "test.thing",
+                "Infrastructure",
+                "records its lifecycle",
+                RecorderConfig,
+                Recorder,
+                provides=("thing",),
+            ),
+            ModuleType(
+                "test.echo", "HTTP", "echoes its input", EchoConfig, Echo, provides=("handler",)
+            ),
+            ModuleType(
+                "test.broker",
+                "Messaging",
+                "a broker stand-in",
+                EchoConfig,
+                Echo,
+                provides=("broker",),
+            ),
+        ]
+    )
 
 
 @pytest.fixture

@@ -24,7 +24,11 @@ pipelines:
 def flownb(*args: str, cwd: Path | None = None) -> subprocess.CompletedProcess[str]:
     return subprocess.run(
         [sys.executable, "-m", "flownb", *args],
-        capture_output=True, text=True, timeout=60, cwd=cwd,
+        check=False,
+        capture_output=True,
+        text=True,
+        timeout=60,
+        cwd=cwd,
     )
 
 
@@ -43,10 +47,13 @@ def test_validate_valid_and_invalid(tmp_path: Path) -> None:
     bad = flownb("validate", "bad.yaml", cwd=tmp_path)
     assert bad.returncode == 1
     lines = bad.stderr.strip().splitlines()
-    assert lines[0].startswith("bad.yaml:3:11: modules[0].type: unknown module type "
-                               "'http.servr'; did you mean 'http.server'?")
-    assert lines[1].startswith("bad.yaml:6:13: pipelines.hello.steps[0].type: unknown step "
-                               "type 'respnd'")
+    assert lines[0].startswith(
+        "bad.yaml:3:11: modules[0].type: unknown module type "
+        "'http.servr'; did you mean 'http.server'?"
+    )
+    assert lines[1].startswith(
+        "bad.yaml:6:13: pipelines.hello.steps[0].type: unknown step type 'respnd'"
+    )
     assert lines[-1] == "bad.yaml: 2 errors"
     assert "Traceback" not in bad.stderr
 
@@ -80,8 +87,11 @@ def test_modules_lists_types_by_category_and_as_json() -> None:
 def test_run_stops_gracefully_on_sigterm(tmp_path: Path) -> None:
     (tmp_path / "wf.yaml").write_text(GOOD)
     proc = subprocess.Popen(
-        [sys.executable, "-m", "flownb", "run", "wf.yaml"], cwd=tmp_path,
-        stderr=subprocess.PIPE, stdout=subprocess.PIPE, text=True,
+        [sys.executable, "-m", "flownb", "run", "wf.yaml"],
+        cwd=tmp_path,
+        stderr=subprocess.PIPE,
+        stdout=subprocess.PIPE,
+        text=True,
         env={**os.environ, "PYTHONUNBUFFERED": "1"},
     )
     assert proc.stderr is not None
@@ -92,7 +102,7 @@ def test_run_stops_gracefully_on_sigterm(tmp_path: Path) -> None:
         else:
             pytest.fail("flownb run did not report that it is running")
         proc.send_signal(signal.SIGTERM)
-        out, err = proc.communicate(timeout=30)
+        _, err = proc.communicate(timeout=30)
     finally:
         proc.kill()
     assert proc.returncode == 0, err

@@ -25,8 +25,12 @@ modules:
 
 def engine_for(text: str, registry: Registry, **kwargs: Any) -> tuple[Engine, list[str]]:
     journal: list[str] = []
-    engine = Engine(parse_config(text, registry=registry), registry=registry,
-                    services={"journal": journal}, **kwargs)
+    engine = Engine(
+        parse_config(text, registry=registry),
+        registry=registry,
+        services={"journal": journal},
+        **kwargs,
+    )
     return engine, journal
 
 
@@ -45,11 +49,13 @@ async def test_build_order_follows_dependencies_and_stop_reverses(registry: Regi
 
 @pytest.mark.parametrize("phase", ["init", "start"])
 async def test_failures_name_the_module_and_phase(registry: Registry, phase: str) -> None:
-    text = CHAIN.replace("{name: b, type: test.thing,", f"{{name: b, type: test.thing, "
-                         f"config: {{failIn: {phase}}},")
+    text = CHAIN.replace(
+        "{name: b, type: test.thing,", f"{{name: b, type: test.thing, config: {{failIn: {phase}}},"
+    )
     engine, journal = engine_for(text, registry)
-    with pytest.raises(BuildError, match=f"module 'b' failed to {phase}: RuntimeError: "
-                                         f"{phase} exploded"):
+    with pytest.raises(
+        BuildError, match=f"module 'b' failed to {phase}: RuntimeError: {phase} exploded"
+    ):
         await engine.start()
     assert engine.state == "failed"
     if phase == "start":
@@ -59,8 +65,9 @@ async def test_failures_name_the_module_and_phase(registry: Registry, phase: str
 async def test_stop_failure_is_logged_and_the_rest_still_stop(
     registry: Registry, caplog: pytest.LogCaptureFixture
 ) -> None:
-    text = CHAIN.replace("{name: b, type: test.thing,",
-                         "{name: b, type: test.thing, config: {failIn: stop},")
+    text = CHAIN.replace(
+        "{name: b, type: test.thing,", "{name: b, type: test.thing, config: {failIn: stop},"
+    )
     engine, journal = engine_for(text, registry)
     await engine.start()
     await engine.stop()
@@ -104,8 +111,11 @@ def explode(data: Any) -> None:
 async def test_trigger_workflow_runs_a_pipeline_with_unique_execution_ids(
     registry: Registry,
 ) -> None:
-    engine = Engine(parse_config(PIPE, registry=registry), registry=registry,
-                    functions={"wait": Gate(), "explode": explode})
+    engine = Engine(
+        parse_config(PIPE, registry=registry),
+        registry=registry,
+        functions={"wait": Gate(), "explode": explode},
+    )
     async with engine:
         first = await engine.trigger_workflow("pipeline", "greet", {"name": "ada"})
         second = await engine.trigger_workflow("pipeline", "greet")
@@ -121,30 +131,42 @@ async def test_errors_carry_the_step_and_observers_see_everything(registry: Regi
         def execution_started(self, ctx: ExecutionContext) -> None:
             seen.append(("start", ctx.action))
 
-        def step_finished(self, ctx: ExecutionContext, step: str, status: str,
-                          duration: float, error: Any) -> None:
+        def step_finished(
+            self, ctx: ExecutionContext, step: str, status: str, duration: float, error: Any
+        ) -> None:
             seen.append(("step", step, status))
 
         def execution_finished(self, ctx: ExecutionContext) -> None:
             seen.append(("end", ctx.action, ctx.status))
 
-    engine = Engine(parse_config(PIPE, registry=registry), registry=registry,
-                    functions={"wait": Gate(), "explode": explode}, observers=[Observer()])
+    engine = Engine(
+        parse_config(PIPE, registry=registry),
+        registry=registry,
+        functions={"wait": Gate(), "explode": explode},
+        observers=[Observer()],
+    )
     async with engine:
         with pytest.raises(StepError, match="step '0:call': ValueError: bad input"):
             await engine.trigger_workflow("pipeline", "boom", {})
         await engine.trigger_workflow("pipeline", "greet", {})
     assert seen == [
-        ("start", "boom"), ("step", "0:call", "error"), ("end", "boom", "error"),
-        ("start", "greet"), ("step", "0:set", "ok"), ("step", "1:respond", "ok"),
+        ("start", "boom"),
+        ("step", "0:call", "error"),
+        ("end", "boom", "error"),
+        ("start", "greet"),
+        ("step", "0:set", "ok"),
+        ("step", "1:respond", "ok"),
         ("end", "greet", "ok"),
     ]
 
 
 async def test_graceful_stop_drains_in_flight_executions(registry: Registry) -> None:
     gate = Gate()
-    engine = Engine(parse_config(PIPE, registry=registry), registry=registry,
-                    functions={"wait": gate, "explode": explode})
+    engine = Engine(
+        parse_config(PIPE, registry=registry),
+        registry=registry,
+        functions={"wait": gate, "explode": explode},
+    )
     await engine.start()
     running = asyncio.create_task(engine.trigger_workflow("pipeline", "slow", {}))
     await asyncio.wait_for(gate.entered.wait(), 5)
@@ -162,8 +184,11 @@ async def test_graceful_stop_drains_in_flight_executions(registry: Registry) -> 
 
 async def test_drain_timeout_gives_up(registry: Registry) -> None:
     gate = Gate()
-    engine = Engine(parse_config(PIPE, registry=registry), registry=registry,
-                    functions={"wait": gate, "explode": explode})
+    engine = Engine(
+        parse_config(PIPE, registry=registry),
+        registry=registry,
+        functions={"wait": gate, "explode": explode},
+    )
     await engine.start()
     running = asyncio.create_task(engine.trigger_workflow("pipeline", "slow", {}))
     await asyncio.wait_for(gate.entered.wait(), 5)
@@ -174,8 +199,11 @@ async def test_drain_timeout_gives_up(registry: Registry) -> None:
 
 async def test_engine_shares_a_running_loop_without_blocking_it(registry: Registry) -> None:
     """Like a Jupyter kernel: the loop keeps serving other tasks while the engine runs."""
-    engine = Engine(parse_config(PIPE, registry=registry), registry=registry,
-                    functions={"wait": Gate(), "explode": explode})
+    engine = Engine(
+        parse_config(PIPE, registry=registry),
+        registry=registry,
+        functions={"wait": Gate(), "explode": explode},
+    )
     ticks = 0
 
     async def ticker() -> None:
@@ -187,9 +215,9 @@ async def test_engine_shares_a_running_loop_without_blocking_it(registry: Regist
     task = asyncio.create_task(ticker())
     await engine.start()
     before = ticks
-    results = await asyncio.gather(*(
-        engine.trigger_workflow("pipeline", "greet", {"name": str(i)}) for i in range(50)
-    ))
+    results = await asyncio.gather(
+        *(engine.trigger_workflow("pipeline", "greet", {"name": str(i)}) for i in range(50))
+    )
     await engine.stop()
     task.cancel()
     assert ticks > before
@@ -198,8 +226,9 @@ async def test_engine_shares_a_running_loop_without_blocking_it(registry: Regist
 
 def test_sync_engine_runs_in_its_own_thread(registry: Registry) -> None:
     config = parse_config(PIPE, registry=registry)
-    with SyncEngine(config, registry=registry,
-                    functions={"wait": Gate(), "explode": explode}) as wf:
+    with SyncEngine(
+        config, registry=registry, functions={"wait": Gate(), "explode": explode}
+    ) as wf:
         assert wf.engine.state == "running"
         assert wf.trigger("pipeline", "greet", {"name": "sync"}).body["hello"] == "sync"
         assert any(t.name == "flownb-engine" for t in threading.enumerate())
@@ -208,15 +237,17 @@ def test_sync_engine_runs_in_its_own_thread(registry: Registry) -> None:
 
 async def test_template_errors_are_config_errors_with_location(registry: Registry) -> None:
     text = "pipelines:\n  p:\n    - type: set\n      values: {x: '{{ data. }}'}\n"
-    engine = Engine(parse_config(text, registry=registry, filename="t.yaml"),
-                    registry=registry)
+    engine = Engine(parse_config(text, registry=registry, filename="t.yaml"), registry=registry)
     with pytest.raises(ConfigError, match=r"t.yaml:2:3: pipelines.p: .*invalid expression"):
         await engine.build()
 
 
 async def test_unknown_workflow_kind_lists_the_known(registry: Registry) -> None:
-    engine = Engine(parse_config(PIPE, registry=registry), registry=registry,
-                    functions={"wait": Gate(), "explode": explode})
+    engine = Engine(
+        parse_config(PIPE, registry=registry),
+        registry=registry,
+        functions={"wait": Gate(), "explode": explode},
+    )
     async with engine:
-        with pytest.raises(FlownbError, match="unknown workflow 'htp'.*known: pipeline"):
+        with pytest.raises(FlownbError, match=r"unknown workflow 'htp'.*known: pipeline"):
             await engine.trigger_workflow("htp", "x")

@@ -70,10 +70,11 @@ modules:
         registry,
     )
     text = "\n".join(lines)
-    assert "wf.yaml:4:11: modules[0].type: unknown module type 'test.thnig'; did you mean " \
-           "'test.thing'?" in text
-    assert "wf.yaml:7:22: modules[1].config.failIn: Input should be a valid string (got 3)" \
-           in text
+    assert (
+        "wf.yaml:4:11: modules[0].type: unknown module type 'test.thnig'; did you mean "
+        "'test.thing'?" in text
+    )
+    assert "wf.yaml:7:22: modules[1].config.failIn: Input should be a valid string (got 3)" in text
     assert "modules[1].config.bogus: unknown field 'bogus'" in text
     assert "wf.yaml:8:11: modules[2].name: duplicate module name 'b'" in text
     assert "modules[2].dependsOn[0]: unknown module 'nowhere'" in text
@@ -84,9 +85,7 @@ modules:
 
 
 def test_unknown_field_suggests_the_close_one(registry: Registry) -> None:
-    (line,) = errors(
-        "modules:\n  - name: a\n    type: test.thing\n    confg: {}\n", registry
-    )
+    (line,) = errors("modules:\n  - name: a\n    type: test.thing\n    confg: {}\n", registry)
     assert line == "wf.yaml:4:5: modules[0].confg: unknown field 'confg'; did you mean 'config'?"
 
 
@@ -114,10 +113,14 @@ workflows:
         registry,
     )
     text = "\n".join(lines)
-    assert "modules[2].config.uses: module 'echo' is a test.echo, which does not provide " \
-           "'thing'" in text
-    assert "workflows.messaging.subscriptions[0].handler: unknown handler or pipeline 'ecoh'; " \
-           "did you mean 'echo'?" in text
+    assert (
+        "modules[2].config.uses: module 'echo' is a test.echo, which does not provide "
+        "'thing'" in text
+    )
+    assert (
+        "workflows.messaging.subscriptions[0].handler: unknown handler or pipeline 'ecoh'; "
+        "did you mean 'echo'?" in text
+    )
     assert "workflows.messaging: no module provides 'broker'" in text
 
 
@@ -296,9 +299,7 @@ def test_imports_merge_and_report_per_file(tmp_path: Path, registry: Registry) -
     assert config.source is not None
     bus = config.source.locate(("modules", 0, "name"))
     assert bus.file.endswith("infra.yaml") and bus.line == 2
-    (tmp_path / "shared" / "infra.yaml").write_text(
-        "modules:\n  - {name: bus, type: test.brokr}\n"
-    )
+    (tmp_path / "shared" / "infra.yaml").write_text("modules:\n  - {name: bus, type: test.brokr}\n")
     with pytest.raises(ConfigError) as info:
         load_config(tmp_path / "main.yaml", registry=registry)
     assert any(d.file.endswith("infra.yaml") and d.line == 2 for d in info.value.diagnostics)

@@ -66,8 +66,9 @@ def test_default_registry_is_a_fresh_object_each_time() -> None:
     assert len(second) == len(first) + 1
 
 
-def test_plugins_register_through_entry_points(tmp_path: Path,
-                                               monkeypatch: pytest.MonkeyPatch) -> None:
+def test_plugins_register_through_entry_points(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
     package = tmp_path / "flownb_demo_plugin.py"
     package.write_text(
         "from flownb.registry import ModuleType\n"
@@ -77,8 +78,9 @@ def test_plugins_register_through_entry_points(tmp_path: Path,
     )
     dist = tmp_path / "flownb_demo_plugin-1.0.dist-info"
     dist.mkdir()
-    (dist / "METADATA").write_text("Metadata-Version: 2.1\nName: flownb-demo-plugin\n"
-                                   "Version: 1.0\n")
+    (dist / "METADATA").write_text(
+        "Metadata-Version: 2.1\nName: flownb-demo-plugin\nVersion: 1.0\n"
+    )
     (dist / "entry_points.txt").write_text("[flownb.modules]\ndemo = flownb_demo_plugin:TYPES\n")
     monkeypatch.syspath_prepend(str(tmp_path))
     registry = Registry()

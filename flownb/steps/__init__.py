@@ -7,6 +7,7 @@ from typing import Annotated
 from pydantic import Field
 
 from flownb.pipeline import StepSpec
+from flownb.steps.cache import CacheStep
 from flownb.steps.call import CallStep
 from flownb.steps.conditional import Branch, Case, ConditionalStep
 from flownb.steps.http_call import HttpCallStep
@@ -29,6 +30,7 @@ STEP_TYPES: tuple[type[StepSpec], ...] = (
     CallStep,
     LogStep,
     RespondStep,
+    CacheStep,
 )
 
 AnyStep = Annotated[
@@ -41,7 +43,8 @@ AnyStep = Annotated[
     | HttpCallStep
     | CallStep
     | LogStep
-    | RespondStep,
+    | RespondStep
+    | CacheStep,
     Field(discriminator="type"),
 ]
 

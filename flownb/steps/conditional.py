@@ -8,7 +8,7 @@ from pydantic import Field, model_validator
 
 from flownb.execution import ExecutionContext
 from flownb.fields import Ref, Spec
-from flownb.pipeline import StepFn, StepSpec
+from flownb.pipeline import StepFn, StepSpec, StopPipeline
 
 if TYPE_CHECKING:
     from flownb.engine import Engine
@@ -55,10 +55,12 @@ class ConditionalStep(StepSpec):
             scope = ctx.scope
             for i, (cond, pipe) in enumerate(cases):
                 if cond(scope):
-                    await pipe.run(ctx)
+                    if await pipe.run(ctx):
+                        raise StopPipeline  # the branch replied: the whole pipeline ends
                     return {"case": i}
             if default is not None:
-                await default.run(ctx)
+                if await default.run(ctx):
+                    raise StopPipeline
                 return {"case": "default"}
             return {"case": None}
 

@@ -42,6 +42,8 @@ class HttpCallStep(StepSpec):
             if ctx.request_id:
                 hdrs.setdefault("X-Request-ID", ctx.request_id)
             payload = body(scope)
+            if payload is not None and not any(k.lower() == "content-type" for k in hdrs):
+                hdrs["Content-Type"] = "application/json"
             client = engine.http_client()
             try:
                 reply = await client.request(

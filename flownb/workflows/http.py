@@ -1,14 +1,42 @@
-"""`workflows.http`: routes on a router, served by an HTTP server, each running a handler."""
+"""`workflows.http`: routes on a router, served by an HTTP server, each running a handler.
+
+Each route runs as one engine execution (`workflow="http"`, `action="METHOD /template"`) with
+the request as `ctx.request` and its input (query, path params, body) as `data`.
+"""
 
 from __future__ import annotations
 
-from typing import Annotated, Literal
+from collections.abc import Iterable, Iterator
+from contextlib import contextmanager
+from typing import TYPE_CHECKING, Annotated, Any, Literal
 
 from pydantic import Field, field_validator
 
+from flownb.errors import ConfigError, Diagnostic, FlownbError, Loc
 from flownb.fields import Ref, Spec
+from flownb.http.reply import Reply, error_reply, exception_reply, result_reply
+from flownb.workflows.base import Workflow
+
+if TYPE_CHECKING:
+    from flownb.engine import Engine
+    from flownb.http.request import Request
+    from flownb.http.router import Endpoint
+    from flownb.module import Handler
 
 HttpMethod = Literal["GET", "POST", "PUT", "PATCH", "DELETE", "HEAD", "OPTIONS"]
+
+
+def check_path(value: str) -> str:
+    """A route path must start with '/' and be a valid template (checked at config load)."""
+    from flownb.http.router import PathPattern
+
+    if not value.startswith("/"):
+        raise ValueError("a route path must start with '/'")
+    try:
+        PathPattern(value)
+    except FlownbError as exc:
+        raise ValueError(str(exc)) from None
+    return value
 
 
 class RouteSpec(Spec):
@@ -31,9 +59,7 @@ class RouteSpec(Spec):
     @field_validator("path")
     @classmethod
     def _path(cls, value: str) -> str:
-        if not value.startswith("/"):
-            raise ValueError("a route path must start with '/'")
-        return value
+        return check_path(value)
 
     @property
     def methods(self) -> list[str]:
@@ -51,3 +77,98 @@ class HttpWorkflowSpec(Spec):
         default_factory=list, description="middleware applied to every route, outermost first"
     )
     routes: list[RouteSpec] = Field(default_factory=list)
+
+
+# --- runtime ---------------------------------------------------------------------------------
+def handler_endpoint(
+    engine: Engine, handler: Handler, methods: Iterable[str], template: str
+) -> Endpoint:
+    """The innermost endpoint of a route: read the input, run the handler as one execution."""
+    actions = {m: f"{m} {template}" for m in methods}
+    run_handler = engine.run_handler
+
+    async def endpoint(request: Request) -> Reply:
+        if not engine.accepting:
+            return unavailable_reply(request)
+        try:
+            data = await request.input()
+            ctx = await run_handler(
+                handler,
+                data,
+                workflow="http",
+                action=actions.get(request.method) or f"{request.method} {template}",
+                request=request,
+                request_id=request.id,
+            )
+        except Exception as exc:
+            return exception_reply(exc, request.id)
+        return result_reply(ctx.result)
+
+    return endpoint
+
+
+@contextmanager
+def collect(engine: Engine, problems: list[Diagnostic], loc: Loc) -> Iterator[None]:
+    """Turn a FlownbError raised while wiring a route into a diagnostic at `loc`."""
+    try:
+        yield
+    except ConfigError:
+        raise
+    except FlownbError as exc:
+        source = engine.config.source
+        message = str(exc)
+        if source is None:
+            problems.append(Diagnostic("<config>", 1, 1, loc, message))
+        else:
+            problems.append(source.diagnostic(loc, message))
+
+
+def unavailable_reply(request: Request) -> Reply:
+    return error_reply(
+        503, "the engine is shutting down", request.id, headers={"Connection": "close"}
+    )
+
+
+class HttpWorkflow(Workflow[HttpWorkflowSpec]):
+    """Adds every route to the router, with its middleware chain compiled in, at build."""
+
+    kind = "http"
+
+    async def configure(self) -> None:
+        from flownb.http.middleware import Middleware
+        from flownb.modules.http import HttpRouter, HttpServer
+
+        engine, spec = self.engine, self.spec
+        server = engine.services.get(engine.resolve_ref("http.server", spec.server), HttpServer)
+        router = engine.services.get(engine.resolve_ref("http.router", spec.router), HttpRouter)
+        server.mount(router)
+        base: Loc = ("workflows", "http")
+        problems: list[Diagnostic] = []
+        shared: list[Middleware] = []
+        with collect(engine, problems, (*base, "middlewares")):
+            shared = [engine.services.get(name, Middleware) for name in spec.middlewares]
+        for i, route in enumerate(spec.routes):
+            loc, known = (*base, "routes", i), len(problems)
+            with collect(engine, problems, (*loc, "middlewares")):
+                own = [engine.services.get(name, Middleware) for name in route.middlewares]
+            with collect(engine, problems, (*loc, "handler")):
+                handler = engine.handler(route.handler)
+            if len(problems) > known:
+                continue
+            template = router.table.prefix + route.path
+            endpoint = handler_endpoint(engine, handler, route.methods, template)
+            with collect(engine, problems, (*loc, "path")):
+                router.add(route.methods, route.path, endpoint, middlewares=[*shared, *own])
+        if problems:
+            raise ConfigError(problems)
+
+    async def trigger(self, action: str, data: Any, *, request_id: str | None = None) -> Any:
+        """Run the handler (module or pipeline) named `action`, without a request."""
+        ctx = await self.engine.run_handler(
+            self.engine.handler(action),
+            data,
+            workflow="http",
+            action=action,
+            request_id=request_id,
+        )
+        return ctx.result
