@@ -22,6 +22,10 @@ def _load(path: str) -> Config:
     return load_config(path)
 
 
+def plural(count: int, word: str) -> str:
+    return f"{count} {word}{'' if count == 1 else 's'}"
+
+
 def cmd_run(args: argparse.Namespace) -> int:
     from flownb.runner import run_service
 
@@ -42,17 +46,17 @@ def cmd_validate(args: argparse.Namespace) -> int:
             for diag in exc.diagnostics:
                 print(diag, file=sys.stderr)
             count = len(exc.diagnostics)
-            print(f"{args.config}: {count} error{'s' if count != 1 else ''}", file=sys.stderr)
+            print(f"{args.config}: {plural(count, 'error')}", file=sys.stderr)
         return 1
     if args.json:
         print(json.dumps([]))
     else:
-        parts = [f"{len(config.modules)} modules"]
+        parts = [plural(len(config.modules), "module")]
         kinds = [k for k, v in config.workflows if v is not None]
         if kinds:
             parts.append("workflows: " + ", ".join(kinds))
         if config.pipelines:
-            parts.append(f"{len(config.pipelines)} pipelines")
+            parts.append(plural(len(config.pipelines), "pipeline"))
         print(f"{args.config}: valid ({'; '.join(parts)})")
     return 0
 

@@ -21,6 +21,9 @@ from typing import Any
 from jinja2 import Undefined, nodes
 from jinja2.sandbox import SandboxedEnvironment
 
+# A view type (the HTTP request, a broker message) may list the attributes templates read as
+# `template_fields`; those are read directly, everything else through the sandbox.
+
 Scope = Mapping[str, Any]
 Fn = Callable[[Scope], Any]
 
@@ -64,6 +67,8 @@ def _read(obj: Any, key: Any, env: SandboxedEnvironment) -> Any:
     if isinstance(obj, list | tuple) and isinstance(key, int):
         return obj[key] if -len(obj) <= key < len(obj) else None
     if isinstance(key, str):
+        if key in getattr(type(obj), "template_fields", ()):
+            return getattr(obj, key)
         if key.startswith("_"):
             return None  # what the sandbox gives for private attributes
         value = env.getattr(obj, key)

@@ -63,8 +63,8 @@ class StepSpec(Spec):
 class CompiledStep:
     __slots__ = ("label", "on_error", "output", "run", "skip", "timeout")
 
-    def __init__(self, spec: StepSpec, index: int, engine: Engine) -> None:
-        self.label = spec.name or f"{index}:{spec.type}"
+    def __init__(self, spec: StepSpec, index: int, engine: Engine, prefix: str = "") -> None:
+        self.label = spec.name or f"{prefix}{index}:{spec.type}"
         self.run = spec.compile(engine)
         self.output = spec.output
         self.timeout = float(spec.timeout) if spec.timeout is not None else None
@@ -85,10 +85,14 @@ def _skip_check(spec: StepSpec, engine: Engine) -> Compiled | None:
 class Pipeline:
     """A compiled pipeline; also a `Handler`, so routes, hooks and triggers can run it."""
 
-    def __init__(self, name: str, steps: list[StepSpec], engine: Engine) -> None:
+    def __init__(
+        self, name: str, steps: list[StepSpec], engine: Engine, *, label_prefix: str = ""
+    ) -> None:
+        """`label_prefix` keeps the labels of unnamed steps in nested pipelines (branches)
+        apart from those of the outer pipeline in `steps.<label>`."""
         self.name = name
         self.engine = engine
-        self.steps = [CompiledStep(s, i, engine) for i, s in enumerate(steps)]
+        self.steps = [CompiledStep(s, i, engine, label_prefix) for i, s in enumerate(steps)]
 
     async def handle(self, ctx: ExecutionContext, data: Any) -> Any:
         """Run the steps; the result is the `respond` reply if one ran, else the final data."""

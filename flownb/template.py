@@ -19,7 +19,7 @@ import uuid
 from collections.abc import Callable, Mapping
 from typing import Any
 
-from jinja2 import ChainableUndefined, TemplateError, Undefined
+from jinja2 import ChainableUndefined, TemplateError
 from jinja2.parser import Parser
 from jinja2.sandbox import ImmutableSandboxedEnvironment
 
@@ -30,9 +30,6 @@ Scope = Mapping[str, Any]
 Compiled = Callable[[Scope], Any]
 
 _SINGLE_EXPR = re.compile(r"^\s*\{\{(?P<expr>(?:(?!\}\}).)*)\}\}\s*$", re.S)
-_PATH = re.compile(r"^\s*([A-Za-z][A-Za-z0-9_]*(?:\.[A-Za-z][A-Za-z0-9_]*)*)\s*$")
-_MISSING = object()
-_LITERALS = frozenset({"true", "false", "none", "True", "False", "None"})  # not variable names
 
 
 class TemplateSyntaxError(FlownbError):
@@ -74,9 +71,6 @@ class Templates:
 
     def expression(self, source: str) -> Compiled:
         """Compile a bare expression (`data.total > 100`) to a function of the scope."""
-        m = _PATH.match(source)
-        if m and m.group(1) not in _LITERALS:
-            return self._path_getter(m.group(1).split("."))
         try:
             parser = Parser(self.env, source, state="variable")
             node = parser.parse_expression()
@@ -139,27 +133,6 @@ class Templates:
                 raise FlownbError(f"template {source!r} failed: {exc}") from None
 
         return render
-
-    def _path_getter(self, parts: list[str]) -> Compiled:
-        getattr_ = self.env.getattr
-        first, rest = parts[0], parts[1:]
-
-        def get(scope: Scope) -> Any:
-            obj = scope.get(first, _MISSING)
-            if obj is _MISSING:
-                obj = self.env.globals.get(first)
-            for part in rest:
-                if obj is None:
-                    return None
-                if isinstance(obj, dict):
-                    obj = obj.get(part)
-                else:
-                    obj = getattr_(obj, part)
-                    if isinstance(obj, Undefined):
-                        return None
-            return obj
-
-        return get
 
 
 class _Constant:

@@ -363,6 +363,7 @@ def test_public_surface_and_registered_types() -> None:
     from flownb.registry import default_registry
 
     assert flownb.http.__all__ == sorted(flownb.http.__all__)
+    assert all(getattr(flownb.http, name) is not None for name in flownb.http.__all__)
     registry = default_registry()
     expected = {
         "http.server": ("HTTP", ("http.server",)),
@@ -419,3 +420,30 @@ pipelines:
     assert "triggers.http.routes[0].path: router 'router': POST /hook is already routed" in str(
         info.value
     )
+
+
+async def test_request_summary_redacts_credentials() -> None:
+    def describe(data: Any, ctx: ExecutionContext) -> Any:
+        return ctx.request.to_dict()
+
+    config = (
+        BASE
+        + """
+  - {name: describe, type: http.handler, config: {function: describe}}
+workflows:
+  http:
+    routes: [{method: POST, path: "/d/{x}", handler: describe}]
+"""
+    )
+    async with run_engine(config, functions={"describe": describe}) as h:
+        reply = await h.client.post(
+            "/d/1?q=2",
+            json={"a": 1},
+            headers={"Authorization": "Bearer t", "X-API-Key": "k", "X-Plain": "p"},
+        )
+        got = reply.json()
+        assert got["route"] == "/d/{x}" and got["params"] == {"x": "1"}
+        assert got["query"] == {"q": "2"} and got["body"] == {"a": 1}
+        assert got["headers"]["Authorization"] == got["headers"]["X-API-Key"] == "[redacted]"
+        assert got["headers"]["X-Plain"] == "p"
+        assert got["remote"] == "127.0.0.1" and len(got["id"]) == 32

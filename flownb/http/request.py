@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import asyncio
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, ClassVar
 from urllib.parse import parse_qsl
 
 import orjson
@@ -44,6 +44,24 @@ class Request:
     is the bytes. `user` is set by an auth middleware; `id` by the requestid middleware, or
     generated on first use.
     """
+
+    # What templates may read; `flownb.expressions` reads these without the sandbox's slower
+    # checks (they are plain data), anything else still goes through the sandbox.
+    template_fields: ClassVar[frozenset[str]] = frozenset(
+        {
+            "method",
+            "path",
+            "route",
+            "params",
+            "query",
+            "headers",
+            "remote",
+            "id",
+            "body",
+            "raw_body",
+            "user",
+        }
+    )
 
     __slots__ = (
         "_body",
@@ -156,8 +174,33 @@ class Request:
             data["body"] = body
         return data
 
+    def to_dict(self) -> dict[str, Any]:
+        """A JSON-ready summary for run history and logs; credential headers are redacted."""
+        return {
+            "id": self.id,
+            "method": self.method,
+            "path": self.path,
+            "route": self.route,
+            "params": dict(self.params),
+            "query": dict(self.query),
+            "headers": {k: _redact(k, v) for k, v in self.headers.items()},
+            "remote": self.remote,
+            "body": self.body,
+        }
+
     def __repr__(self) -> str:
         return f"<Request {self.method} {self.path}>"
+
+
+_SECRET_HEADERS = frozenset({"authorization", "proxy-authorization", "cookie", "set-cookie"})
+_SECRET_WORDS = ("key", "token", "secret", "password", "signature")
+
+
+def _redact(name: str, value: str) -> str:
+    lower = name.lower()
+    if lower in _SECRET_HEADERS or any(word in lower for word in _SECRET_WORDS):
+        return "[redacted]"
+    return value
 
 
 def _payload_error() -> type[Exception]:

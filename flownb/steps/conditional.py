@@ -43,7 +43,9 @@ class ConditionalStep(StepSpec):
         def branch(b: Branch, n: str) -> Pipeline:
             if b.pipeline is not None:
                 return engine.pipeline(b.pipeline)
-            return Pipeline(f"{label}.{n}", list(b.steps or []), engine)
+            return Pipeline(
+                f"{label}.{n}", list(b.steps or []), engine, label_prefix=f"{label}.{n}/"
+            )
 
         cases = [
             (engine.templates.condition(c.when), branch(c, f"case{i}"))
