@@ -5,10 +5,14 @@ from __future__ import annotations
 import json
 import os
 import signal
+import socket
 import subprocess
 import sys
+import time
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
+import httpx
 import pytest
 
 GOOD = "pipelines:\n  hello:\n    - type: respond\n      body: {hello: world}\n"
@@ -115,4 +119,95 @@ def test_run_with_invalid_config_exits_1(tmp_path: Path) -> None:
     result = flownb("run", "bad.yaml", cwd=tmp_path)
     assert result.returncode == 1
     assert "bad.yaml:3:11:" in result.stderr
+    assert "Traceback" not in result.stderr
+
+
+SLOW = """
+modules:
+  - {name: server, type: http.server, config: {address: "127.0.0.1:${PORT}"}}
+  - {name: router, type: http.router}
+workflows:
+  http:
+    routes:
+      - {method: GET, path: /slow, handler: slow}
+pipelines:
+  slow:
+    - type: call
+      function: "slowmod:wait"
+    - type: respond
+      body: {done: true}
+"""
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+def write_slow_service(tmp_path: Path) -> None:
+    (tmp_path / "slowmod.py").write_text(
+        "import asyncio\nasync def wait(data):\n    await asyncio.sleep(1.0)\n    return data\n"
+    )
+    (tmp_path / "wf.yaml").write_text(SLOW)
+
+
+def start_service(tmp_path: Path, port: int) -> subprocess.Popen[str]:
+    write_slow_service(tmp_path)
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "flownb", "run", "wf.yaml"],
+        cwd=tmp_path,
+        stderr=subprocess.PIPE,
+        stdout=subprocess.PIPE,
+        text=True,
+        env={**os.environ, "PYTHONUNBUFFERED": "1", "PORT": str(port), "PYTHONPATH": str(tmp_path)},
+    )
+    assert proc.stderr is not None
+    for line in proc.stderr:
+        if "press Ctrl+C to stop" in line:
+            return proc
+    proc.kill()
+    pytest.fail("flownb run did not start: " + proc.communicate()[1])
+
+
+def test_sigint_drains_the_request_in_flight(tmp_path: Path) -> None:
+    port = free_port()
+    proc = start_service(tmp_path, port)
+    try:
+        with ThreadPoolExecutor(1) as pool:
+            reply = pool.submit(httpx.get, f"http://127.0.0.1:{port}/slow", timeout=10)
+            time.sleep(0.3)  # let the request reach the handler (it takes 1 s there)
+            proc.send_signal(signal.SIGINT)
+            response = reply.result(timeout=10)
+        _, err = proc.communicate(timeout=30)
+    finally:
+        proc.kill()
+    assert response.status_code == 200 and response.json() == {"done": True}
+    assert proc.returncode == 0, err
+    assert "SIGINT: draining" in err and "flownb: stopped\n" in err
+    with pytest.raises(httpx.ConnectError):
+        httpx.get(f"http://127.0.0.1:{port}/slow", timeout=2)
+
+
+def test_port_in_use_is_one_line_and_exit_1(tmp_path: Path) -> None:
+    with socket.socket() as taken:
+        taken.bind(("127.0.0.1", 0))
+        taken.listen()
+        port = taken.getsockname()[1]
+        write_slow_service(tmp_path)
+        result = subprocess.run(
+            [sys.executable, "-m", "flownb", "run", "wf.yaml"],
+            cwd=tmp_path,
+            check=False,
+            capture_output=True,
+            text=True,
+            timeout=60,
+            env={**os.environ, "PORT": str(port), "PYTHONPATH": str(tmp_path)},
+        )
+    assert result.returncode == 1
+    errors = [line for line in result.stderr.splitlines() if "error" in line.lower()]
+    assert errors == [
+        f"flownb: error: module 'server' failed to start: cannot listen on 127.0.0.1:{port}: "
+        "address already in use"
+    ], result.stderr
     assert "Traceback" not in result.stderr
