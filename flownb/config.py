@@ -26,7 +26,7 @@ from pydantic import (
     model_validator,
 )
 
-from flownb.errors import unknown_name_message
+from flownb.errors import Diagnostic, Loc, unknown_name_message
 from flownb.fields import Name, Spec
 from flownb.steps import AnyStep
 from flownb.triggers.event import EventTriggerSpec
@@ -134,6 +134,12 @@ class Config(Spec):
     @property
     def path(self) -> str | None:
         return self._path
+
+    def diagnostic(self, loc: Loc, message: str, *, key: bool = False) -> Diagnostic:
+        """A problem found after loading (at build), pinned to its file position if known."""
+        if self._source is None:
+            return Diagnostic(self._path or "<config>", 1, 1, loc, message)
+        return self._source.diagnostic(loc, message, key=key)
 
     def module(self, name: str) -> ModuleSpec:
         for spec in self.modules:

@@ -209,16 +209,11 @@ class Engine:
 
     def _compile_pipelines(self) -> None:
         diags: list[Diagnostic] = []
-        source = self.config.source
         for name in self.config.pipelines:
             try:
                 self.pipeline(name)
             except (TemplateSyntaxError, FlownbError) as exc:
-                loc = ("pipelines", name)
-                if source is not None:
-                    diags.append(source.diagnostic(loc, str(exc), key=True))
-                else:
-                    diags.append(Diagnostic("<config>", 1, 1, loc, str(exc)))
+                diags.append(self.config.diagnostic(("pipelines", name), str(exc), key=True))
         if diags:
             raise ConfigError(diags)
 

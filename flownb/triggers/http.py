@@ -15,11 +15,11 @@ from typing import TYPE_CHECKING, Annotated, Any, Literal
 
 from pydantic import Field, field_validator
 
-from flownb.errors import ConfigError, Diagnostic, Loc
+from flownb.errors import Loc
 from flownb.fields import Ref, Spec
 from flownb.http.reply import Reply, exception_reply, json_reply, result_reply
 from flownb.triggers.base import Trigger
-from flownb.workflows.http import HttpMethod, check_path, collect, unavailable_reply
+from flownb.workflows.http import HttpMethod, RouteWiring, check_path, unavailable_reply
 from flownb.workflows.kinds import WorkflowKind
 
 if TYPE_CHECKING:
@@ -77,30 +77,15 @@ class HttpTrigger(Trigger[HttpTriggerSpec]):
         self._stopping = False
 
     async def configure(self) -> None:
-        from flownb.http.middleware import Middleware
-        from flownb.modules.http import HttpRouter, HttpServer
-
-        engine, spec = self.engine, self.spec
-        server = engine.services.get(engine.resolve_ref("http.server", spec.server), HttpServer)
-        router = engine.services.get(engine.resolve_ref("http.router", spec.router), HttpRouter)
-        server.mount(router)
+        spec = self.spec
         base: Loc = ("triggers", "http")
-        problems: list[Diagnostic] = []
-        shared: list[Middleware] = []
-        with collect(engine, problems, (*base, "middlewares")):
-            shared = [engine.services.get(name, Middleware) for name in spec.middlewares]
+        wiring = RouteWiring(self.engine, spec.server, spec.router, base, spec.middlewares)
         for i, route in enumerate(spec.routes):
-            loc, known = (*base, "routes", i), len(problems)
-            with collect(engine, problems, (*loc, "middlewares")):
-                own = [engine.services.get(name, Middleware) for name in route.middlewares]
-            if len(problems) > known:
-                continue
-            with collect(engine, problems, (*loc, "path")):
-                router.add(
-                    route.method, route.path, self._endpoint(route), middlewares=[*shared, *own]
-                )
-        if problems:
-            raise ConfigError(problems)
+            loc, known = (*base, "routes", i), len(wiring.problems)
+            own = wiring.middlewares(route.middlewares, (*loc, "middlewares"))
+            if len(wiring.problems) == known:
+                wiring.add(route.method, route.path, self._endpoint(route), own, loc)
+        wiring.finish()
 
     def _endpoint(self, route: HttpTriggerRoute) -> Endpoint:
         engine = self.engine

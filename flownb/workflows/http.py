@@ -19,6 +19,7 @@ from flownb.workflows.base import Workflow
 
 if TYPE_CHECKING:
     from flownb.engine import Engine
+    from flownb.http.middleware import Middleware
     from flownb.http.request import Request
     from flownb.http.router import Endpoint
     from flownb.module import Handler
@@ -115,12 +116,52 @@ def collect(engine: Engine, problems: list[Diagnostic], loc: Loc) -> Iterator[No
     except ConfigError:
         raise
     except FlownbError as exc:
-        source = engine.config.source
-        message = str(exc)
-        if source is None:
-            problems.append(Diagnostic("<config>", 1, 1, loc, message))
-        else:
-            problems.append(source.diagnostic(loc, message))
+        problems.append(engine.config.diagnostic(loc, str(exc)))
+
+
+class RouteWiring:
+    """What the http workflow and the http trigger share: mount their router on their server,
+    resolve middleware names, add routes, and report every wiring problem at once."""
+
+    def __init__(
+        self,
+        engine: Engine,
+        server: str | None,
+        router: str | None,
+        base: Loc,
+        middlewares: list[str],
+    ) -> None:
+        from flownb.modules.http import HttpRouter, HttpServer
+
+        self.engine, self.base = engine, base
+        http_server = engine.services.get(engine.resolve_ref("http.server", server), HttpServer)
+        self.router = engine.services.get(engine.resolve_ref("http.router", router), HttpRouter)
+        http_server.mount(self.router)
+        self.problems: list[Diagnostic] = []
+        self.shared = self.middlewares(middlewares, (*base, "middlewares"))
+
+    def middlewares(self, names: list[str], loc: Loc) -> list[Middleware]:
+        from flownb.http.middleware import Middleware
+
+        found: list[Middleware] = []
+        with collect(self.engine, self.problems, loc):
+            found = [self.engine.services.get(name, Middleware) for name in names]
+        return found
+
+    def add(
+        self,
+        methods: str | list[str],
+        path: str,
+        endpoint: Endpoint,
+        own: list[Middleware],
+        loc: Loc,
+    ) -> None:
+        with collect(self.engine, self.problems, (*loc, "path")):
+            self.router.add(methods, path, endpoint, middlewares=[*self.shared, *own])
+
+    def finish(self) -> None:
+        if self.problems:
+            raise ConfigError(self.problems)
 
 
 def unavailable_reply(request: Request) -> Reply:
@@ -135,32 +176,20 @@ class HttpWorkflow(Workflow[HttpWorkflowSpec]):
     kind = "http"
 
     async def configure(self) -> None:
-        from flownb.http.middleware import Middleware
-        from flownb.modules.http import HttpRouter, HttpServer
-
         engine, spec = self.engine, self.spec
-        server = engine.services.get(engine.resolve_ref("http.server", spec.server), HttpServer)
-        router = engine.services.get(engine.resolve_ref("http.router", spec.router), HttpRouter)
-        server.mount(router)
         base: Loc = ("workflows", "http")
-        problems: list[Diagnostic] = []
-        shared: list[Middleware] = []
-        with collect(engine, problems, (*base, "middlewares")):
-            shared = [engine.services.get(name, Middleware) for name in spec.middlewares]
+        wiring = RouteWiring(engine, spec.server, spec.router, base, spec.middlewares)
         for i, route in enumerate(spec.routes):
-            loc, known = (*base, "routes", i), len(problems)
-            with collect(engine, problems, (*loc, "middlewares")):
-                own = [engine.services.get(name, Middleware) for name in route.middlewares]
-            with collect(engine, problems, (*loc, "handler")):
+            loc, known = (*base, "routes", i), len(wiring.problems)
+            own = wiring.middlewares(route.middlewares, (*loc, "middlewares"))
+            with collect(engine, wiring.problems, (*loc, "handler")):
                 handler = engine.handler(route.handler)
-            if len(problems) > known:
+            if len(wiring.problems) > known:
                 continue
-            template = router.table.prefix + route.path
+            template = wiring.router.table.prefix + route.path
             endpoint = handler_endpoint(engine, handler, route.methods, template)
-            with collect(engine, problems, (*loc, "path")):
-                router.add(route.methods, route.path, endpoint, middlewares=[*shared, *own])
-        if problems:
-            raise ConfigError(problems)
+            wiring.add(route.methods, route.path, endpoint, own, loc)
+        wiring.finish()
 
     async def trigger(self, action: str, data: Any, *, request_id: str | None = None) -> Any:
         """Run the handler (module or pipeline) named `action`, without a request."""

@@ -232,11 +232,7 @@ class IntegrationWorkflow(Workflow[IntegrationWorkflowSpec]):
         self.max_steps = max(10, 10 * len(names))
 
     def _diag(self, loc: Loc, message: str) -> Diagnostic:
-        full = ("workflows", "integration", *loc)
-        source = self.engine.config.source
-        if source is None:
-            return Diagnostic("<config>", 1, 1, full, message)
-        return source.diagnostic(full, message)
+        return self.engine.config.diagnostic(("workflows", "integration", *loc), message)
 
     async def trigger(self, action: str, data: Any, *, request_id: str | None = None) -> Any:
         start = self.first if action == "run" else action

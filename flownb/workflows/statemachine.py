@@ -124,10 +124,7 @@ class StateMachineWorkflow(Workflow[StateMachineWorkflowSpec]):
         self.machine = machine
 
     def _diagnostic(self, loc: Loc, message: str) -> Diagnostic:
-        source = self.engine.config.source
-        if source is None:
-            return Diagnostic("<config>", 1, 1, loc, message)
-        return source.diagnostic(loc, message)
+        return self.engine.config.diagnostic(loc, message)
 
     async def trigger(self, action: str, data: Any, *, request_id: str | None = None) -> Any:
         machine = self.machine
