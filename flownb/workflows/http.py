@@ -143,10 +143,11 @@ class RouteWiring:
     def middlewares(self, names: list[str], loc: Loc) -> list[Middleware]:
         from flownb.http.middleware import Middleware
 
-        found: list[Middleware] = []
-        with collect(self.engine, self.problems, loc):
-            found = [self.engine.services.get(name, Middleware) for name in names]
-        return found
+        try:
+            return [self.engine.services.get(name, Middleware) for name in names]
+        except FlownbError as exc:
+            self.problems.append(self.engine.config.diagnostic(loc, str(exc)))
+            return []
 
     def add(
         self,
