@@ -105,6 +105,7 @@ async def test_unknown_path_is_404_and_wrong_method_405_with_allow() -> None:
     async with run_engine(APP, functions=FUNCTIONS) as h:
         reply = await h.client.get("/nope")
         assert reply.status_code == 404
+        assert reply.headers["server"] == "flownb", "no Python/aiohttp versions on the wire"
         error = reply.json()["error"]
         assert error["status"] == 404 and error["requestId"] == reply.headers["x-request-id"]
         reply = await h.client.delete("/orders/1")

@@ -142,6 +142,8 @@ class Server:
 
 
 def _response(reply: Reply) -> web.Response:
+    # Say "flownb", not aiohttp's default that names the Python and aiohttp versions.
+    reply.headers.setdefault("Server", "flownb")
     return web.Response(body=reply.body, status=reply.status, headers=reply.headers)
 
 
