@@ -81,6 +81,13 @@ def cmd_modules(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_schema(args: argparse.Namespace) -> int:
+    from flownb.schema import file_schema
+
+    print(json.dumps(file_schema(), indent=2))
+    return 0
+
+
 def cmd_version(args: argparse.Namespace) -> int:
     print(f"flownb {__version__}")
     return 0
@@ -110,6 +117,9 @@ def parser() -> argparse.ArgumentParser:
     modules.add_argument("--json", action="store_true")
     modules.add_argument("--category", help="only this category")
     modules.set_defaults(fn=cmd_modules)
+
+    schema = sub.add_parser("schema", help="JSON Schema of a workflow file (for editors)")
+    schema.set_defaults(fn=cmd_schema)
 
     version = sub.add_parser("version", help="print the version")
     version.set_defaults(fn=cmd_version)

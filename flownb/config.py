@@ -19,12 +19,15 @@ from typing import TYPE_CHECKING, Any
 from pydantic import (
     BaseModel,
     Field,
+    GetJsonSchemaHandler,
     PrivateAttr,
     SerializeAsAny,
     ValidationInfo,
     field_validator,
     model_validator,
 )
+from pydantic.json_schema import JsonSchemaValue
+from pydantic_core import core_schema
 
 from flownb.errors import Diagnostic, Loc, unknown_name_message
 from flownb.fields import Name, Spec
@@ -97,6 +100,15 @@ class PipelineSpec(Spec):
     @classmethod
     def _bare_list(cls, value: Any) -> Any:
         return {"steps": value} if isinstance(value, list) else value
+
+    @classmethod
+    def __get_pydantic_json_schema__(
+        cls, schema: core_schema.CoreSchema, handler: GetJsonSchemaHandler
+    ) -> JsonSchemaValue:
+        """Either {description, steps} or, shorthand, the bare list of steps."""
+        ref = handler(schema)
+        steps = handler.resolve_ref_schema(ref)["properties"]["steps"]
+        return {"anyOf": [ref, steps]}
 
 
 class WorkflowsSpec(Spec):

@@ -383,9 +383,15 @@ class Engine:
         *,
         request: Any = None,
         request_id: str | None = None,
+        node: str | None = None,
     ) -> ExecutionContext:
-        """Run `fn` as one execution: id, observers, in-flight accounting. Re-raises errors."""
-        ctx = ExecutionContext(self, workflow, action, data, request=request, request_id=request_id)
+        """Run `fn` as one execution: id, observers, in-flight accounting. Re-raises errors.
+
+        `node` names the module or pipeline doing the work, for live views and history.
+        """
+        ctx = ExecutionContext(
+            self, workflow, action, data, request=request, request_id=request_id, node=node
+        )
         observers = self.observers
         self._inflight += 1
         self._idle.clear()
@@ -424,4 +430,5 @@ class Engine:
             lambda ctx: handler.handle(ctx, data),
             request=request,
             request_id=request_id,
+            node=getattr(handler, "name", None),
         )

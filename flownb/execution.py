@@ -44,6 +44,7 @@ class ExecutionContext:
         "engine",
         "error",
         "id",
+        "node",
         "request",
         "request_id",
         "response",
@@ -65,8 +66,10 @@ class ExecutionContext:
         *,
         request: Any = None,
         request_id: str | None = None,
+        node: str | None = None,
     ) -> None:
         self.id = new_id()
+        self.node = node  # the handler (module or pipeline) running it, for live views
         self.engine = engine
         self.workflow = workflow
         self.action = action

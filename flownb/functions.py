@@ -18,10 +18,15 @@ AsyncFn = Callable[[Any, ExecutionContext], Awaitable[Any]]
 
 
 class Functions:
-    """Name -> callable, scoped to one engine (notebooks register their own functions here)."""
+    """Name -> callable, scoped to one engine (notebooks register their own functions here).
+
+    Registering a name again replaces the function everywhere it is used, including in a
+    running engine: steps and handlers look the name up on every call.
+    """
 
     def __init__(self, items: Mapping[str, Callable[..., Any]] | None = None) -> None:
         self._items: dict[str, Callable[..., Any]] = {}
+        self._adapted: dict[str, AsyncFn] = {}
         for name, fn in (items or {}).items():
             self.register(name, fn)
 
@@ -29,10 +34,12 @@ class Functions:
         if not callable(fn):
             raise FlownbError(f"function {name!r} is not callable")
         self._items[name] = fn
+        self._adapted[name] = adapt(fn, name)
         return fn
 
     def unregister(self, name: str) -> None:
         self._items.pop(name, None)
+        self._adapted.pop(name, None)
 
     def __contains__(self, name: object) -> bool:
         return name in self._items
@@ -49,8 +56,23 @@ class Functions:
         raise UnknownNameError("function", name, list(self._items))
 
     def resolve(self, name: str) -> AsyncFn:
-        """The callable as `async (data, ctx) -> result`, whatever its own shape."""
-        return adapt(self.get(name), name)
+        """The callable as `async (data, ctx) -> result`, whatever its own shape.
+
+        A registered name is looked up on each call (so re-registering replaces it); an
+        imported `package.module:attr` is bound once.
+        """
+        if name not in self._items:
+            return adapt(self.get(name), name)
+        adapted = self._adapted
+
+        async def call(data: Any, ctx: ExecutionContext) -> Any:
+            fn = adapted.get(name)
+            if fn is None:
+                raise FlownbError(f"function {name!r} was unregistered")
+            return await fn(data, ctx)
+
+        call.__qualname__ = f"function[{name}]"
+        return call
 
 
 def _import(path: str) -> Callable[..., Any]:
