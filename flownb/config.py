@@ -126,6 +126,11 @@ class TriggersSpec(Spec):
     event: EventTriggerSpec | None = None
 
 
+class Position(Spec):
+    x: float
+    y: float
+
+
 class Config(Spec):
     """A whole workflow file. Load it with `flownb.load_config`, not by hand."""
 
@@ -134,6 +139,11 @@ class Config(Spec):
     workflows: WorkflowsSpec = Field(default_factory=WorkflowsSpec)
     triggers: TriggersSpec = Field(default_factory=TriggersSpec)
     pipelines: dict[Name, PipelineSpec] = Field(default_factory=dict)
+    layout: dict[str, Position] = Field(
+        default_factory=dict,
+        description="canvas positions by node id (module:NAME, pipeline:NAME, "
+        "trigger:KIND:INDEX); no effect on what the workflow does",
+    )
 
     _source: SourceMap | None = PrivateAttr(default=None)
     _path: str | None = PrivateAttr(default=None)

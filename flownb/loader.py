@@ -31,13 +31,30 @@ def load_config(
     registry: Registry | None = None,
     environ: Mapping[str, str] | None = None,
 ) -> Config:
-    """Load and validate a workflow file (and its imports); raises ConfigError."""
+    """Load and validate a workflow file (and its imports); raises ConfigError.
+
+    Canvas positions come from the file's `layout:` block or, if it has none, from a
+    `NAME.layout.yaml` beside it (so positions can stay out of the workflow's diffs).
+    """
     file = Path(path)
     env = os.environ if environ is None else environ
     source = _read(file, _display(file), env, stack=())
+    sidecar = layout_path(file)
+    if isinstance(source.data, dict) and "layout" not in source.data and sidecar.exists():
+        side = _read(sidecar, _display(sidecar), env, stack=())
+        source.diagnostics.extend(side.diagnostics)
+        if side.data is not None:
+            source.data["layout"] = side.data
+            source.map.merge(side.map, (), ("layout",))
     config = _finish(source, registry or default_registry())
     config._path = str(file)
     return config
+
+
+def layout_path(path: str | os.PathLike[str]) -> Path:
+    """Where the canvas positions of a workflow file live when kept apart: NAME.layout.yaml."""
+    file = Path(path)
+    return file.with_name(file.name.removesuffix(file.suffix) + ".layout.yaml")
 
 
 def parse_config(
@@ -142,7 +159,7 @@ def _merge_into(
                 into_map.merge(data_map, ("modules", j), ("modules", len(mods)))
                 mods.append(item)
             continue
-        if key in ("workflows", "triggers", "pipelines") and isinstance(value, dict):
+        if key in ("workflows", "triggers", "pipelines", "layout") and isinstance(value, dict):
             section = into.setdefault(key, {})
             if not isinstance(section, dict):
                 continue
@@ -188,7 +205,7 @@ def validate_source(source: Source, registry: Registry) -> tuple[Config | None, 
             (), "a config file must be a mapping with modules, workflows, triggers and pipelines"
         )
         return None, checker.diags
-    checker.run(Config, {k: v for k, v in data.items() if k not in SECTIONS}, ())
+    top = checker.run(Config, {k: v for k, v in data.items() if k not in SECTIONS}, ())
     checker.modules(data.get("modules"))
     checker.sections("workflows", WorkflowsSpec, data.get("workflows"), checker.parts.workflows)
     checker.sections("triggers", TriggersSpec, data.get("triggers"), checker.parts.triggers)
@@ -206,6 +223,8 @@ def validate_source(source: Source, registry: Registry) -> tuple[Config | None, 
         fields["triggers"] = TriggersSpec.model_construct(**parts.triggers)
     if parts.pipelines:
         fields["pipelines"] = dict(parts.pipelines)
+    if top is not None and top.layout:
+        fields["layout"] = top.layout
     config = Config.model_construct(**fields)
     config._source = source.map
     return config, []

@@ -335,3 +335,17 @@ def test_missing_file_and_non_mapping(tmp_path: Path, registry: Registry) -> Non
 def test_empty_file_is_an_empty_config(registry: Registry) -> None:
     config = parse_config("", registry=registry)
     assert config.modules == [] and config.pipelines == {}
+
+
+def test_layout_block_and_sidecar_file(tmp_path: Path, registry: Registry) -> None:
+    text = "pipelines:\n  p: [{type: log, message: x}]\n"
+    inline = parse_config(text + "layout:\n  pipeline:p: {x: 10, y: 20}\n", registry=registry)
+    assert inline.layout["pipeline:p"].x == 10
+    assert parse_config(dump_config(inline), registry=registry) == inline
+    (tmp_path / "wf.yaml").write_text(text)
+    (tmp_path / "wf.layout.yaml").write_text("pipeline:p: {x: 1, y: 2}\n")
+    loaded = load_config(tmp_path / "wf.yaml", registry=registry)
+    assert loaded.layout["pipeline:p"].y == 2
+    (tmp_path / "wf.layout.yaml").write_text("pipeline:p: {x: 1}\n")
+    with pytest.raises(ConfigError, match=r"wf.layout.yaml:1:13: layout.pipeline:p.y: missing"):
+        load_config(tmp_path / "wf.yaml", registry=registry)
