@@ -6,6 +6,8 @@ per module type, built and run by an asyncio `Engine`.
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING, Any
+
 from flownb.config import Config, ModuleSpec
 from flownb.engine import Engine
 from flownb.errors import (
@@ -24,10 +26,43 @@ from flownb.registry import ModuleType, Registry, default_registry, json_schema
 from flownb.stores import Stores
 from flownb.sync import SyncEngine
 
+if TYPE_CHECKING:
+    from flownb.canvas import Canvas
+    from flownb.components import component
+    from flownb.workflow import Workflow
+
 __version__ = "0.1.0"
+
+# The notebook pieces load on first use: `import flownb` and `flownb run` stay free of
+# traitlets, ipywidgets and IPython.
+_LAZY = {
+    "Canvas": "flownb.canvas",
+    "Workflow": "flownb.workflow",
+    "component": "flownb.components",
+}
+
+
+def __getattr__(name: str) -> Any:
+    module = _LAZY.get(name)
+    if module is None:
+        raise AttributeError(f"module 'flownb' has no attribute {name!r}")
+    import importlib
+
+    value = getattr(importlib.import_module(module), name)
+    globals()[name] = value
+    return value
+
+
+def load_ipython_extension(ipython: Any) -> None:
+    """`%load_ext flownb`: the `%%workflow` cell magic and the `%workflow` line magic."""
+    from flownb.magics import load_ipython_extension as load
+
+    load(ipython)
+
 
 __all__ = [
     "BuildError",
+    "Canvas",
     "Config",
     "ConfigError",
     "Diagnostic",
@@ -44,11 +79,14 @@ __all__ = [
     "StepError",
     "Stores",
     "SyncEngine",
+    "Workflow",
     "__version__",
+    "component",
     "config_from_dict",
     "default_registry",
     "dump_config",
     "json_schema",
     "load_config",
+    "load_ipython_extension",
     "parse_config",
 ]

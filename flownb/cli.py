@@ -1,4 +1,4 @@
-"""The `flownb` command: run, validate, modules, version."""
+"""The `flownb` command: run, validate, modules, components, schema, version."""
 
 from __future__ import annotations
 
@@ -81,6 +81,20 @@ def cmd_modules(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_components_validate(args: argparse.Namespace) -> int:
+    from flownb.dynamic.cli import validate_command
+
+    return validate_command(args.file)
+
+
+def cmd_components_run(args: argparse.Namespace) -> int:
+    from flownb.dynamic.cli import run_command
+
+    return run_command(
+        args.file, args.input, timeout=args.timeout, config_json=args.config, trusted=args.trusted
+    )
+
+
 def cmd_schema(args: argparse.Namespace) -> int:
     from flownb.schema import file_schema
 
@@ -117,6 +131,23 @@ def parser() -> argparse.ArgumentParser:
     modules.add_argument("--json", action="store_true")
     modules.add_argument("--category", help="only this category")
     modules.set_defaults(fn=cmd_modules)
+
+    components = sub.add_parser("components", help="check and run dynamic component files")
+    csub = components.add_subparsers(dest="components_command", required=True, metavar="ACTION")
+    cvalidate = csub.add_parser(
+        "validate", help="static sandbox check; exit 0 if it passes, 1 with FILE:LINE:COL errors"
+    )
+    cvalidate.add_argument("file", help="component source file")
+    cvalidate.set_defaults(fn=cmd_components_validate)
+    crun = csub.add_parser(
+        "run", help="run a component once in a limited worker; print its result as JSON"
+    )
+    crun.add_argument("file", help="component source file")
+    crun.add_argument("--input", default="{}", help="the data, as JSON (default: {})")
+    crun.add_argument("--config", default="{}", help="init(config) as a JSON object")
+    crun.add_argument("--timeout", type=float, help="wall-time limit in seconds (default 5)")
+    crun.add_argument("--trusted", action="store_true", help="run in-process, without limits")
+    crun.set_defaults(fn=cmd_components_run)
 
     schema = sub.add_parser("schema", help="JSON Schema of a workflow file (for editors)")
     schema.set_defaults(fn=cmd_schema)

@@ -63,6 +63,20 @@ class SyncEngine:
             raise
         return self
 
+    @property
+    def loop(self) -> asyncio.AbstractEventLoop:
+        """The engine's event loop (running in the background thread)."""
+        if self._loop is None:
+            raise RuntimeError("the engine is not started; call start() first")
+        return self._loop
+
+    def run(self, coro: Coroutine[Any, Any, T], timeout: float | None = None) -> T:
+        """Run a coroutine on the engine's loop and wait for its result."""
+        if self._loop is None:
+            coro.close()
+            raise RuntimeError("the engine is not started; call start() first")
+        return self._call(coro, timeout)
+
     def trigger(
         self, kind: str, action: str, data: Any = None, timeout: float | None = None
     ) -> Any:

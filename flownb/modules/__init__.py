@@ -5,6 +5,7 @@ from __future__ import annotations
 from flownb.modules import (
     api,
     cache,
+    dynamic,
     eventbus,
     events,
     http,
@@ -29,4 +30,5 @@ BUILTIN_TYPES: tuple[ModuleType, ...] = (
     *cache.TYPES,
     *jsonschema.TYPES,
     *transformer.TYPES,
+    *dynamic.TYPES,
 )

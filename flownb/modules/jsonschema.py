@@ -4,28 +4,22 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, Annotated, Any
 
-from jsonschema import Draft202012Validator
-from jsonschema.exceptions import SchemaError
 from pydantic import AfterValidator, Field
 
 from flownb.errors import FlownbError, UnknownNameError
 from flownb.fields import Name, Spec
 from flownb.module import Module
 from flownb.registry import ModuleType
-from flownb.schemas import Checker, compile_schema
+from flownb.schemas import Checker, compile_schema, schema_problem
 
 if TYPE_CHECKING:
     from flownb.engine import Engine
 
 
 def _check_schema(schema: dict[str, Any]) -> dict[str, Any]:
-    try:
-        Draft202012Validator.check_schema(schema)
-    except SchemaError as exc:
-        where = "/".join(str(p) for p in exc.absolute_path)
-        raise ValueError(
-            f"invalid JSON Schema{f' at /{where}' if where else ''}: {exc.message}"
-        ) from None
+    problem = schema_problem(schema)
+    if problem is not None:
+        raise ValueError(problem)
     return schema
 
 

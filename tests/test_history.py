@@ -1,0 +1,191 @@
+"""Execution history: the recorder observer, the memory store, the table."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import sys
+from typing import Any
+
+import pytest
+
+from flownb.engine import Engine
+from flownb.errors import FlownbError
+from flownb.history import (
+    ExecutionRecord,
+    HistoryRecorder,
+    HistoryStore,
+    MemoryHistory,
+    history_table,
+    json_text,
+)
+from flownb.loader import parse_config
+from flownb.testing import run_engine
+
+STEPS = """\
+pipelines:
+  order:
+    - {type: set, name: priced, target: data, values: {total: "{{ data.qty * 2 }}"}}
+    - {type: call, name: checked, function: check, input: "{{ data }}", output: verdict}
+    - {type: call, name: stamped, function: stamp, replace_data: true}
+  broken:
+    - {type: set, name: fine, target: vars, values: {a: 1}}
+    - {type: call, name: fails, function: fail}
+"""
+
+
+def check(data: Any) -> dict[str, Any]:
+    return {"ok": data["total"] > 0}
+
+
+def stamp(data: Any) -> dict[str, Any]:
+    return {**data, "stamped": True}
+
+
+def fail(data: Any) -> None:
+    raise RuntimeError("out of stock")
+
+
+def record(id: str, status: str = "ok") -> ExecutionRecord:
+    return ExecutionRecord(id, "direct", "pipeline", "p", status, 0.0, 1.0)
+
+
+def test_memory_history_is_a_ring_buffer_newest_first() -> None:
+    store = MemoryHistory(capacity=3)
+    assert isinstance(store, HistoryStore)
+    for i, status in enumerate(["ok", "error", "ok", "error", "ok"]):
+        store.add(record(str(i), status))
+    assert len(store) == 3
+    assert [r.id for r in store.query()] == ["4", "3", "2"]
+    assert [r.id for r in store.query(limit=1)] == ["4"]
+    assert [r.id for r in store.query(status="error")] == ["3"]
+    store.clear()
+    assert store.query() == []
+
+
+async def engine_with(store: HistoryStore, **recorder: Any) -> Engine:
+    engine = Engine(
+        parse_config(STEPS),
+        functions={"check": check, "stamp": stamp, "fail": fail},
+        observers=[HistoryRecorder(store, **recorder)],
+    )
+    await engine.start()
+    return engine
+
+
+async def test_each_execution_is_recorded_with_its_steps() -> None:
+    store = MemoryHistory()
+    engine = await engine_with(store)
+    try:
+        await engine.trigger_workflow("pipeline", "order", {"qty": 3}, request_id="req-1")
+        with pytest.raises(FlownbError, match="out of stock"):
+            await engine.trigger_workflow("pipeline", "broken", {"qty": 1})
+    finally:
+        await engine.stop()
+    failed, ok = store.query()
+    assert (ok.workflow, ok.action, ok.node, ok.status, ok.trigger) == (
+        "pipeline",
+        "order",
+        "order",
+        "ok",
+        "direct",
+    )
+    assert ok.request_id == "req-1" and ok.duration_ms > 0 and ok.started > 1e9
+    assert [s.name for s in ok.steps] == ["priced", "checked", "stamped"]
+    assert all(s.status == "ok" and s.duration_ms >= 0 for s in ok.steps)
+    priced, checked, stamped = ok.steps
+    assert json.loads(ok.input or "") == {"qty": 3}
+    assert json.loads(priced.input or "") == {"qty": 3}
+    assert json.loads(checked.input or "") == {"qty": 3, "total": 6}, "the data after priced"
+    assert json.loads(checked.output or "") == {"ok": True}
+    assert json.loads(stamped.output or "") == {"qty": 3, "total": 6, "stamped": True}
+    assert json.loads(ok.output or "") == {"qty": 3, "total": 6, "stamped": True}
+
+    assert failed.status == "error" and failed.output is None
+    assert failed.error is not None and "out of stock" in failed.error
+    assert [(s.name, s.status) for s in failed.steps] == [("fine", "ok"), ("fails", "error")]
+    assert "out of stock" in (failed.steps[1].error or "")
+
+
+async def test_inputs_and_outputs_are_capped() -> None:
+    store = MemoryHistory()
+    engine = await engine_with(store, max_bytes=100)
+    try:
+        await engine.trigger_workflow("pipeline", "order", {"qty": 1, "note": "x" * 10_000})
+    finally:
+        await engine.stop()
+    [rec] = store.query()
+    for text in (rec.input, rec.output, *(s.input for s in rec.steps)):
+        assert text is not None and len(text) < 140 and text.endswith("bytes)")
+
+
+async def test_timings_only() -> None:
+    store = MemoryHistory()
+    engine = await engine_with(store, capture=False)
+    try:
+        await engine.trigger_workflow("pipeline", "order", {"qty": 1})
+    finally:
+        await engine.stop()
+    [rec] = store.query()
+    assert rec.input is None and rec.output is None and len(rec.steps) == 3
+    assert all(s.input is None and s.output is None for s in rec.steps)
+
+
+async def test_http_and_message_triggers_are_named() -> None:
+    text = """
+modules:
+  - {name: server, type: http.server, config: {address: "127.0.0.1:0"}}
+  - {name: router, type: http.router}
+  - {name: bus, type: messaging.broker}
+  - {name: sink, type: messaging.handler, config: {pipeline: got}}
+workflows:
+  http: {routes: [{method: POST, path: /in, handler: take}]}
+  messaging: {subscriptions: [{topic: t, handler: sink}]}
+pipelines:
+  take:
+    - {type: publish, topic: t, message: "{{ data }}"}
+    - {type: respond, status: 202}
+  got: [{type: log, message: got it}]
+"""
+    both = asyncio.Event()
+
+    class Store(MemoryHistory):
+        def add(self, record: ExecutionRecord) -> None:
+            super().add(record)
+            if len(self) == 2:
+                both.set()
+
+    store = Store()
+    async with run_engine(text, observers=[HistoryRecorder(store)]) as h:
+        assert (await h.client.post("/in", json={"a": 1})).status_code == 202
+        await asyncio.wait_for(both.wait(), 5)  # the message is handled after the reply
+    triggers = {r.node: r.trigger for r in store.query()}
+    assert triggers == {"take": "http", "sink": "message"}
+
+
+def test_table_has_a_column_per_step_and_works_without_pandas(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    from flownb.history import StepRecord
+
+    rec = record("1")
+    rec.steps = [StepRecord("a", "ok", 1.5), StepRecord("b", "ok", 2.0)]
+    other = record("2", "error")
+    other.steps = [StepRecord("a", "error", 0.5, "boom")]
+    table = history_table([rec, other])
+    assert list(table["step:a"]) == [1.5, 0.5]
+    assert table["step:b"].isna().tolist() == [False, True]
+    assert list(table["status"]) == ["ok", "error"]
+    monkeypatch.setitem(sys.modules, "pandas", None)
+    rows = history_table([rec])
+    assert rows[0]["steps"][1]["name"] == "b" and rows[0]["status"] == "ok"
+
+
+def test_json_text_never_fails() -> None:
+    class Odd:
+        def __repr__(self) -> str:
+            return "<odd>"
+
+    assert json_text({"when": Odd(), 1: {2, 3}}, 100) == '{"when":"<odd>","1":[2,3]}'
+    assert json_text(ValueError("no"), 100) == '"ValueError: no"'
+    assert json_text("é" * 100, 11).startswith('"ééééé')
