@@ -8,6 +8,7 @@ Screenshots go to `test-artifacts/`.
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import secrets
@@ -187,10 +188,8 @@ def page(browser: Browser, request: pytest.FixtureRequest) -> Iterator[Page]:
     finally:
         ARTIFACTS.mkdir(exist_ok=True)
         name = request.node.name.replace("/", "_")
-        try:
+        with contextlib.suppress(Exception):  # the page may be gone: the screenshot is a bonus
             page.screenshot(path=str(ARTIFACTS / f"{name}.png"), full_page=True)
-        except Exception:  # the page may already be gone; the screenshot is best effort
-            pass
         (ARTIFACTS / f"{name}.console.log").write_text("\n".join(console))
         context.close()
     assert offline.blocked == [], f"requests left the machine: {offline.blocked}"
