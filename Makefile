@@ -34,6 +34,7 @@ run: setup
 lint: setup
 	$(BIN)/ruff check flownb tests bench
 	$(BIN)/ruff format --check flownb tests bench
+	npm run --prefix extension lint
 
 typecheck: setup
 	$(BIN)/mypy

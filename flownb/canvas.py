@@ -69,6 +69,9 @@ class Canvas(ipyreact.Widget):  # type: ignore[misc]
     running = traitlets.Bool(False).tag(sync=True)
     stats = traitlets.Dict().tag(sync=True)
     inspection = traitlets.Dict(allow_none=True, default_value=None).tag(sync=True)
+    # Bumped when a refused edit is answered by sending the state again: ipywidgets drops a
+    # resent value equal to the last one, so this is how the canvas learns it must reload.
+    reloads = traitlets.Int(0).tag(sync=True)
 
     def __init__(self, workflow: Workflow, **kwargs: Any) -> None:
         define_bundle(kwargs.pop("bundle", None))
@@ -123,6 +126,7 @@ class Canvas(ipyreact.Widget):  # type: ignore[misc]
     def resend(self) -> None:
         """Send the whole state again (after a refused edit the canvas must reload)."""
         self.send_state(["config", "positions", "revision", "diagnostics"])
+        self.reloads += 1  # after the state: the canvas reloads from what it now holds
 
     # --- canvas -> Python (ipyreact calls event_NAME for the prop NAME) -------------------------
     def event_patch(self, data: dict[str, Any]) -> None:

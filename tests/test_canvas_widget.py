@@ -169,11 +169,14 @@ def test_a_stale_canvas_edit_is_refused_and_the_state_resent(
     op = {"op": "remove", "path": "/pipelines/hello"}
     comm.event("patch", {"base": 0, "ops": [op], "layout": {}})
     assert "hello" in wf.raw["pipelines"] and wf.revision == 1
-    [state] = comm.updates()
+    state, bump = comm.updates()
     assert set(state) == {"config", "positions", "revision", "diagnostics"}
+    assert bump == {"reloads": 1}, "the canvas learns to reload even if nothing else changed"
     comm.sent.clear()
     comm.event("patch", {"base": 1, "ops": [{"op": "remove", "path": "/nope/0"}], "layout": {}})
-    assert set(comm.updates()[0]) == {"config", "positions", "revision", "diagnostics"}
+    state, bump = comm.updates()
+    assert set(state) == {"config", "positions", "revision", "diagnostics"}
+    assert bump == {"reloads": 2}
 
 
 def test_other_canvases_of_the_workflow_get_the_edit(bundle: Path) -> None:

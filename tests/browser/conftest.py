@@ -228,4 +228,15 @@ def open_notebook(page: Page, lab: Lab, notebook: str) -> None:
     page.goto(lab.open_url(notebook))
     panel = visible_panel(page)
     panel.locator(".jp-CodeCell").first.wait_for(timeout=60_000)
-    page.wait_for_selector(".jp-Notebook-ExecutionIndicator[data-status='idle']", timeout=60_000)
+    # JupyterLab may ask which kernel to start (it depends on how fast the session comes up):
+    # take the notebook's own, the preselected one.
+    dialog = page.locator(".jp-Dialog")
+    idle = page.locator(".jp-Notebook-ExecutionIndicator[data-status='idle']")
+    deadline = time.monotonic() + 60
+    while time.monotonic() < deadline:
+        if dialog.count() and "Select Kernel" in dialog.inner_text():
+            dialog.locator(".jp-mod-accept").click()
+        elif idle.count():
+            return
+        page.wait_for_timeout(200)
+    pytest.fail("the notebook's kernel did not become idle")
