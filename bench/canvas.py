@@ -91,8 +91,11 @@ def main() -> int:
     parser.add_argument("--nodes", type=int, default=500)
     parser.add_argument("--runs", type=int, default=3)
     args = parser.parse_args()
-    subprocess.run(["npm", "run", "--prefix", str(ROOT / "extension"), "build", "--", "--bench"],
-                   check=True, stdout=subprocess.DEVNULL)
+    subprocess.run(
+        ["npm", "run", "--prefix", str(ROOT / "extension"), "build", "--", "--bench"],
+        check=True,
+        stdout=subprocess.DEVNULL,
+    )
     server, url = serve()
     blocked: list[str] = []
 

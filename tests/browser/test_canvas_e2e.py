@@ -99,9 +99,7 @@ def test_canvas_edits_reach_python_and_the_run_lights_up(lab: Lab, page: Page) -
     field.press("Enter")
     expect(canvas.locator('[data-testid="field-error-config.ttl"]')).to_have_count(0)
     seen = kernel_view(page)
-    assert next(m for m in seen["raw"]["modules"] if m["name"] == cache)["config"] == {
-        "ttl": "5m"
-    }
+    assert next(m for m in seen["raw"]["modules"] if m["name"] == cache)["config"] == {"ttl": "5m"}
 
     # an invalid value is refused in the panel and never reaches Python
     field = canvas.locator('[data-testid="field-config.maxSize"]')
@@ -109,9 +107,7 @@ def test_canvas_edits_reach_python_and_the_run_lights_up(lab: Lab, page: Page) -
     field.press("Enter")
     expect(canvas.locator('[data-testid="field-error-config.maxSize"]')).to_be_visible()
     seen = kernel_view(page)
-    assert "maxSize" not in next(m for m in seen["raw"]["modules"] if m["name"] == cache)[
-        "config"
-    ]
+    assert "maxSize" not in next(m for m in seen["raw"]["modules"] if m["name"] == cache)["config"]
     page.keyboard.press("Escape")
 
     # 3. connecting two nodes adds the entry the pair implies (module -> module: dependsOn)
@@ -119,15 +115,17 @@ def test_canvas_edits_reach_python_and_the_run_lights_up(lab: Lab, page: Page) -
     target = node(canvas, "module:server").locator(".react-flow__handle.target")
     target_box = target.bounding_box()
     assert target_box is not None
-    drag(page, source, target_box["x"] + target_box["width"] / 2,
-         target_box["y"] + target_box["height"] / 2)
+    drag(
+        page,
+        source,
+        target_box["x"] + target_box["width"] / 2,
+        target_box["y"] + target_box["height"] / 2,
+    )
     expect(canvas.locator(f'[data-testid="rf__edge-dependsOn:{cache}:server"]')).to_have_count(
         1, timeout=10_000
     )
     seen = kernel_view(page)
-    assert next(m for m in seen["raw"]["modules"] if m["name"] == cache)["dependsOn"] == [
-        "server"
-    ]
+    assert next(m for m in seen["raw"]["modules"] if m["name"] == cache)["dependsOn"] == ["server"]
     assert seen["valid"]
 
     # 4. run in the kernel, send a request, the handler's node turns ok
