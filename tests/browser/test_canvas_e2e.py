@@ -128,6 +128,33 @@ def test_canvas_edits_reach_python_and_the_run_lights_up(lab: Lab, page: Page) -
     assert next(m for m in seen["raw"]["modules"] if m["name"] == cache)["dependsOn"] == ["server"]
     assert seen["valid"]
 
+    # undo and redo from the keyboard reach Python too
+    canvas.locator(".react-flow__pane").click(position={"x": 20, "y": 20})
+    page.keyboard.press("Control+z")
+    expect(canvas.locator(f'[data-testid="rf__edge-dependsOn:{cache}:server"]')).to_have_count(0)
+    seen = kernel_view(page)
+    assert not next(m for m in seen["raw"]["modules"] if m["name"] == cache).get("dependsOn")
+    canvas.locator(".react-flow__pane").click(position={"x": 20, "y": 20})
+    page.keyboard.press("Control+Shift+z")
+    expect(canvas.locator(f'[data-testid="rf__edge-dependsOn:{cache}:server"]')).to_have_count(1)
+
+    # an edit the engine refuses is kept and shown on its node, and never reaches the engine
+    node(canvas, "module:server").click()
+    field = canvas.locator('[data-testid="field-config.address"]')
+    field.fill("nonsense")
+    field.press("Enter")
+    marker = canvas.locator('[data-testid="diagnostic-module:server"]')
+    expect(marker).to_be_visible(timeout=10_000)
+    seen = kernel_view(page)
+    assert seen["raw"]["modules"][0]["config"]["address"] == "nonsense"
+    assert seen["valid"] is False
+    field = canvas.locator('[data-testid="field-config.address"]')
+    field.fill("127.0.0.1:0")
+    field.press("Enter")
+    expect(marker).to_have_count(0, timeout=10_000)
+    assert kernel_view(page)["valid"]
+    page.keyboard.press("Escape")
+
     # 4. run in the kernel, send a request, the handler's node turns ok
     run_cell(page, 3)
     expect(canvas.locator('[data-testid="running"]')).to_be_visible(timeout=30_000)
