@@ -15,6 +15,7 @@ from typing import Any, Protocol
 
 import orjson
 
+from flownb.deadletters import DeadLetterStore, MemoryDeadLetters
 from flownb.errors import ExecutionError
 
 
@@ -168,3 +169,4 @@ class Stores:
     state: StateStore = field(default_factory=MemoryStateStore)
     resources: ResourceStore = field(default_factory=MemoryResourceStore)
     schedules: ScheduleStore = field(default_factory=MemoryScheduleStore)
+    dead_letters: DeadLetterStore = field(default_factory=MemoryDeadLetters)
