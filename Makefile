@@ -11,7 +11,7 @@ STAMP := $(VENV)/.installed-stamp
 BUNDLE := flownb/static/canvas.js
 EXT_SOURCES := $(shell find extension/src -type f 2>/dev/null) extension/build.mjs
 
-.PHONY: setup run test lint typecheck pytest vitest browser bench clean
+.PHONY: setup run test lint typecheck pytest vitest browser bench notebooks clean
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -c 'import sys; sys.exit(sys.version_info < (3, 11) and "flownb needs Python >= 3.11")'
@@ -51,6 +51,13 @@ pytest: setup browser
 	$(BIN)/pytest -q
 
 test: lint typecheck vitest pytest
+
+# Run the demo notebooks again in place, to refresh the outputs nbval compares against
+# (the AI notebook with its fake AI server, whatever the environment holds).
+notebooks: setup
+	cd notebooks && ANTHROPIC_API_KEY= ../$(BIN)/jupyter nbconvert --to notebook --execute --inplace \
+		--ExecutePreprocessor.store_widget_state=False --ExecutePreprocessor.record_timing=False \
+		*.ipynb
 
 bench: setup
 	$(BIN)/python bench/run_all.py

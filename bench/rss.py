@@ -1,7 +1,8 @@
 """Idle memory of `flownb run` on the hello example.
 
-Target: < 80 MB resident. Starts the service, waits until it answers, makes a few requests,
-lets it idle for two seconds, then reads VmRSS from /proc.
+Target: < 80 MB resident. Starts the service as it runs by default (metrics, the SQLite
+execution history, the management API), waits until it answers, makes a few requests, lets
+it idle for two seconds, then reads VmRSS from /proc.
 
     python bench/rss.py
 """
@@ -11,6 +12,7 @@ from __future__ import annotations
 import os
 import subprocess
 import sys
+import tempfile
 import time
 import urllib.request
 from pathlib import Path
@@ -24,6 +26,7 @@ ADDRESS = "127.0.0.1:18090"
 
 def main() -> None:
     url = f"http://{ADDRESS}/hello?n=1"
+    data = tempfile.TemporaryDirectory()  # the history database and the API tokens
     proc = subprocess.Popen(
         [
             sys.executable,
@@ -34,7 +37,12 @@ def main() -> None:
             "run",
             str(ROOT / "examples" / "hello" / "hello.yaml"),
         ],
-        env={**os.environ, "HELLO_ADDRESS": ADDRESS},
+        env={
+            **os.environ,
+            "HELLO_ADDRESS": ADDRESS,
+            "FLOWNB_DATA_DIR": data.name,
+            "FLOWNB_API_ADDRESS": "127.0.0.1:0",
+        },
         stdout=subprocess.DEVNULL,
         stderr=subprocess.DEVNULL,
     )
@@ -48,6 +56,7 @@ def main() -> None:
     finally:
         proc.terminate()
         proc.wait(timeout=30)
+        data.cleanup()
     result = {"rss_mb": rss, "target_mb": 80, "config": "examples/hello/hello.yaml"}
     path = record("rss", result)
     print(f"idle RSS of flownb run (hello): {rss} MB -> {path}")

@@ -7,7 +7,18 @@ import sys
 from pathlib import Path
 
 HERE = Path(__file__).parent
-SCRIPTS = ["pipeline.py", "build.py", "rss.py", "components.py", "canvas.py", "http_vs_nodered.py"]
+SCRIPTS = [
+    "pipeline.py",
+    "build.py",
+    "rss.py",
+    "components.py",
+    "canvas.py",
+    "http_vs_nodered.py",
+    "database.py",
+    "brokers.py",
+    "history.py",
+    "http_observability.py",
+]
 
 
 def main() -> int:

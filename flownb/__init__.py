@@ -27,8 +27,10 @@ from flownb.stores import Stores
 from flownb.sync import SyncEngine
 
 if TYPE_CHECKING:
+    from flownb.ai import generate
     from flownb.canvas import Canvas
     from flownb.components import component
+    from flownb.notebooks import NotebookFailed, execute
     from flownb.workflow import Workflow
 
 __version__ = "0.1.0"
@@ -39,6 +41,9 @@ _LAZY = {
     "Canvas": "flownb.canvas",
     "Workflow": "flownb.workflow",
     "component": "flownb.components",
+    "execute": "flownb.notebooks",  # papermill runs (the notebook extra)
+    "NotebookFailed": "flownb.notebooks",
+    "generate": "flownb.ai",  # AI generation (the ai / copilot extras)
 }
 
 
@@ -74,6 +79,7 @@ __all__ = [
     "Module",
     "ModuleSpec",
     "ModuleType",
+    "NotebookFailed",
     "Registry",
     "Response",
     "StepError",
@@ -85,6 +91,8 @@ __all__ = [
     "config_from_dict",
     "default_registry",
     "dump_config",
+    "execute",
+    "generate",
     "json_schema",
     "load_config",
     "load_ipython_extension",

@@ -72,6 +72,9 @@ class Canvas(ipyreact.Widget):  # type: ignore[misc]
     # Bumped when a refused edit is answered by sending the state again: ipywidgets drops a
     # resent value equal to the last one, so this is how the canvas learns it must reload.
     reloads = traitlets.Int(0).tag(sync=True)
+    # The AI prompt box: {"status": idle|running|done|error, "intent", "message",
+    # "explanation", "errors": [...], "components": [...]} (docs/canvas.md, `generate`).
+    generation: traitlets.Dict[str, Any] = traitlets.Dict({"status": "idle"}).tag(sync=True)
 
     def __init__(self, workflow: Workflow, **kwargs: Any) -> None:
         define_bundle(kwargs.pop("bundle", None))
@@ -164,6 +167,50 @@ class Canvas(ipyreact.Widget):  # type: ignore[misc]
         except (OSError, FlownbError) as exc:
             reason = exc.strerror if isinstance(exc, OSError) and exc.strerror else str(exc)
             wf.report(f"cannot save {wf.path}: {reason}")
+
+    def event_generate(self, data: dict[str, Any]) -> None:
+        """The prompt box: generate from an intent (this workflow as the context) and, once
+        valid, deploy it here; progress and the outcome go to `generation`."""
+        intent = data.get("intent") if isinstance(data, dict) else None
+        if not isinstance(intent, str) or not intent.strip():
+            self.generation = {"status": "error", "message": "say what the workflow should do"}
+            return
+        if self.generation.get("status") == "running":
+            return  # one generation at a time; the box is disabled meanwhile
+        self.generation = {"status": "running", "intent": intent, "message": "generating…"}
+        from flownb.ai.notebook import start_generation
+
+        start_generation(intent, self.workflow, self._generated)
+
+    def _generated(self, result: Any, error: BaseException | None) -> None:
+        from flownb.ai.deployment import deploy
+
+        intent = self.generation.get("intent", "")
+        try:
+            if error is not None:
+                raise error
+            deployment = deploy(result, self.workflow)
+        except FlownbError as exc:
+            errors: list[str] = list(getattr(exc, "errors", []))
+            message = str(exc).splitlines()[0] if errors else str(exc)
+            failed: dict[str, Any] = {"status": "error", "intent": intent, "message": message}
+            self.generation = {**failed, "errors": errors}
+            return
+        except Exception as exc:  # a bug must still reach the prompt box, not the log only
+            log.exception("AI generation failed")
+            self.generation = {
+                "status": "error",
+                "intent": intent,
+                "message": f"{type(exc).__name__}: {exc}",
+            }
+            return
+        self.generation = {
+            "status": "done",
+            "intent": intent,
+            "message": result.summary(),
+            "explanation": result.explanation,
+            "components": [str(p) for p in deployment.components],
+        }
 
     def close(self) -> None:
         """Close the widget and stop following its workflow."""

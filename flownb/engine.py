@@ -21,10 +21,13 @@ from typing import TYPE_CHECKING, Any, Literal
 
 from flownb.clock import Clock, SystemClock
 from flownb.config import Config, ModuleSpec
+from flownb.deadletters import Replayers
 from flownb.errors import BuildError, ConfigError, Diagnostic, FlownbError, UnknownNameError
 from flownb.execution import ExecutionContext, ExecutionObserver, Observers
 from flownb.fields import iter_refs
 from flownb.functions import Functions
+from flownb.logs import execution_id as _execution_id_var
+from flownb.logs import request_id as _request_id_var
 from flownb.module import Handler, Module, Services
 from flownb.pipeline import Pipeline
 from flownb.registry import Registry, default_registry
@@ -34,6 +37,9 @@ from flownb.template import Templates, TemplateSyntaxError
 if TYPE_CHECKING:
     import httpx
 
+    from flownb.health import Report
+    from flownb.http.listener import Listeners
+    from flownb.metrics import Metrics
     from flownb.triggers.base import Trigger
     from flownb.workflows.base import Workflow
 
@@ -100,17 +106,27 @@ class Engine:
         services: Mapping[str, object] | None = None,
         clock: Clock | None = None,
         drain_timeout: float = 30.0,
+        metrics: Metrics | None = None,
+        listeners: Listeners | None = None,
     ) -> None:
+        """`metrics` and `listeners` are shared by the engines of one service (`flownb.service`):
+        counters go on across reloads, and HTTP servers take over the sockets of the engine
+        they replace."""
         self.config = config
         self.registry = registry or default_registry()
         self.functions = functions if isinstance(functions, Functions) else Functions(functions)
         self.stores = stores or Stores()
+        self.replayers = Replayers()  # dead-letter replayers by kind; modules register at init
         self.templates = Templates()
         self.clock: Clock = clock or SystemClock()
         self.services = Services()
         for name, service in (services or {}).items():
             self.services.register(name, service)
         self.observers = Observers(list(observers))
+        self.metrics: Metrics | None = None
+        if metrics is not None:
+            self.use_metrics(metrics)
+        self.listeners = listeners
         self.drain_timeout = drain_timeout
         self.modules: dict[str, Module[Any]] = {}
         self.workflows: dict[str, Workflow[Any]] = {}
@@ -218,8 +234,18 @@ class Engine:
             raise ConfigError(diags)
 
     def check(self) -> None:
-        """Dry build: create modules and compile pipelines without init or I/O."""
+        """Dry build: create modules and compile pipelines without init or I/O.
+
+        A module that registers itself as a function when it inits (a dynamic component is
+        callable from `call` steps by its name) is stood in for on a copy of the functions,
+        so pipelines calling it compile and the real registry is left alone.
+        """
         self._create_modules()
+        calls = {name: getattr(module, "call", None) for name, module in self.modules.items()}
+        stand_ins = {name: fn for name, fn in calls.items() if callable(fn)}
+        if stand_ins:
+            known = {name: self.functions.get(name) for name in self.functions}
+            self.functions = Functions({**known, **stand_ins})
         self._compile_pipelines()
 
     async def build(self) -> None:
@@ -258,11 +284,15 @@ class Engine:
         try:
             await coro
         except BuildError:
+            self.record_operation(module.name, phase, "error")
             raise
         except (FlownbError, OSError) as exc:
+            self.record_operation(module.name, phase, "error")
             raise BuildError(module.name, phase, str(exc)) from exc
         except Exception as exc:
+            self.record_operation(module.name, phase, "error")
             raise BuildError(module.name, phase, exc) from exc
+        self.record_operation(module.name, phase, "ok")
 
     async def start(self) -> None:
         """Build if needed, then start modules, workflows and triggers."""
@@ -305,7 +335,8 @@ class Engine:
         for trigger in reversed(self.triggers):
             await self._quiet(trigger.stop(), f"trigger {trigger.kind}")
         for module in reversed(self._started_modules):
-            await self._quiet(module.drain(), f"module {module.name!r} drain")
+            ok = await self._quiet(module.drain(), f"module {module.name!r} drain")
+            self.record_operation(module.name, "drain", "ok" if ok else "error")
         drained = await self.wait_idle(self.drain_timeout if timeout is None else timeout)
         if not drained:
             log.warning("stopping with %d executions still running", self._inflight)
@@ -322,13 +353,16 @@ class Engine:
     async def _shutdown_modules(self) -> None:
         while self._started_modules:
             module = self._started_modules.pop()
-            await self._quiet(module.stop(), f"module {module.name!r} stop")
+            ok = await self._quiet(module.stop(), f"module {module.name!r} stop")
+            self.record_operation(module.name, "stop", "ok" if ok else "error")
 
-    async def _quiet(self, coro: Awaitable[Any], what: str) -> None:
+    async def _quiet(self, coro: Awaitable[Any], what: str) -> bool:
         try:
             await coro
         except Exception:
             log.exception("%s failed during shutdown", what)
+            return False
+        return True
 
     async def wait_idle(self, timeout: float | None = None) -> bool:
         """Wait until no execution is in flight; False on timeout."""
@@ -352,6 +386,32 @@ class Engine:
     @property
     def inflight(self) -> int:
         return self._inflight
+
+    # --- observability ---------------------------------------------------------------------
+    def use_metrics(self, metrics: Metrics | None = None) -> Metrics:
+        """Count this engine's executions, requests and module operations (in `metrics`, or
+        in a new `Metrics`); returns the metrics in use. A `metrics.collector` module calls
+        this at init; a service passes its own to every engine it builds."""
+        if self.metrics is None:
+            if metrics is None:
+                from flownb.metrics import Metrics
+
+                metrics = Metrics()
+            self.metrics = metrics
+            self.observers.add(metrics)
+        return self.metrics
+
+    def record_operation(self, module: str, operation: str, status: str = "ok") -> None:
+        """Count one operation of a module in `module_operations_total` (no-op without
+        metrics); for modules reporting their own work, e.g. ("db", "query", "error")."""
+        if self.metrics is not None:
+            self.metrics.operation(module, operation, status)
+
+    async def health(self, timeout: float = 2.0) -> Report:
+        """Every module's health check, aggregated (see `flownb.health`)."""
+        from flownb.health import engine_health
+
+        return await engine_health(self, timeout)
 
     @property
     def accepting(self) -> bool:
@@ -395,7 +455,12 @@ class Engine:
         observers = self.observers
         self._inflight += 1
         self._idle.clear()
+        # what logs say this execution is (flownb.logs); reset below for nested executions
+        execution_token = _execution_id_var.set(ctx.id)
+        request_token = _request_id_var.set(request_id)
         if observers:
+            if observers.tracing:
+                ctx.trace = []
             observers.started(ctx)
         try:
             ctx.result = await fn(ctx)
@@ -410,6 +475,8 @@ class Engine:
                 self._idle.set()
             if observers:
                 observers.finished(ctx)
+            _request_id_var.reset(request_token)
+            _execution_id_var.reset(execution_token)
         return ctx
 
     async def run_handler(

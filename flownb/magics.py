@@ -1,13 +1,16 @@
 """IPython magics for workflows; `%load_ext flownb` registers them.
 
 ```
-%%workflow NAME [--run] [--no-canvas] [--file PATH]
-<workflow YAML>
+%%workflow NAME [--run] [--no-canvas] [--file PATH] [--generate]
+<workflow YAML, or with --generate what the workflow should do>
 ```
 binds NAME to a `flownb.Workflow` and shows its canvas; `--run` starts it on the kernel's
 event loop without blocking later cells. With `--file PATH` the workflow is read from that
 file (positions from its layout block or sidecar; `save` writes back there); the cell body
 then holds nothing but comments, and the line form `%workflow NAME --file PATH` does the same.
+With `--generate` the cell is an intent in plain language: `flownb.ai` generates a workflow
+that validates (starting from NAME's config if it exists), writes its components, and the
+result is defined as if it had been the cell (see docs/ai.md).
 
 Re-running a cell updates the workflow already bound to NAME in place (its canvases and
 observers stay bound); a running workflow restarts if its config changed.
@@ -63,6 +66,9 @@ def _cell_parser() -> MagicArgumentParser:
     parser.add_argument("--run", action="store_true", help="start it on the kernel's loop")
     parser.add_argument("--no-canvas", action="store_true", help="do not draw the canvas")
     parser.add_argument("--file", metavar="PATH", help="read the workflow from this file")
+    parser.add_argument(
+        "--generate", action="store_true", help="the cell is an intent: generate it (flownb.ai)"
+    )
     return parser
 
 
@@ -95,7 +101,27 @@ class WorkflowMagics(Magics):
             return
         if cell is None and "--file" not in words:
             raise MagicError(USAGE)
-        self._define(_cell_parser().parse_args(words), cell)
+        args = _cell_parser().parse_args(words)
+        if args.generate:
+            cell = self._generate(args, cell)
+        self._define(args, cell)
+
+    def _generate(self, args: Any, intent: str | None) -> str | None:
+        """`--generate`: the cell holds an intent; a validated workflow replaces it (with
+        `--file` it is written to that file, which the cell then reads)."""
+        from flownb.ai.notebook import generate_cell
+
+        existing = self._namespace().get(args.name)
+        try:
+            made = generate_cell(
+                intent or "",
+                existing=existing if isinstance(existing, Workflow) else None,
+                file=args.file,
+            )
+        except FlownbError as exc:
+            raise MagicError(f"%%workflow {args.name} --generate: {exc}") from None
+        _show(made.note)
+        return None if made.yaml is None else made.yaml.removesuffix("\n")
 
     # --- %%workflow NAME --------------------------------------------------------------------------
     def _define(self, args: Any, cell: str | None) -> None:

@@ -17,6 +17,7 @@ from flownb.errors import FlownbError, UnknownNameError
 if TYPE_CHECKING:
     from flownb.engine import Engine
     from flownb.execution import ExecutionContext
+    from flownb.health import Check
 
 C = TypeVar("C", bound=BaseModel)
 T = TypeVar("T")
@@ -43,6 +44,12 @@ class Module(Generic[C]):
 
     async def stop(self) -> None:
         """Stop work and release resources; called in reverse dependency order."""
+
+    async def health(self) -> Check | None:
+        """This module's health for `/health` (`flownb.health`): override to check what it
+        depends on (a connection, a store, a worker). None (the default) means nothing to
+        check; keep it quick, it runs under a timeout."""
+        return None
 
     def __repr__(self) -> str:
         return f"<{type(self).__name__} {self.name!r}>"

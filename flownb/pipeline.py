@@ -108,11 +108,15 @@ class Pipeline:
         that one too when True comes back.
         """
         observers = self.engine.observers
+        per_step = observers.per_step  # someone is called after each step
+        trace = ctx.trace  # someone reads the steps when the execution ends
+        timed = per_step or trace is not None
         scope = ctx.scope
         for step in self.steps:
             if step.skip is not None and step.skip(scope):
                 continue
-            started = time.perf_counter() if observers else 0.0
+            started = time.perf_counter() if timed else 0.0
+            before = ctx.data
             try:
                 if step.timeout is None:
                     out = await step.run(ctx)
@@ -120,13 +124,15 @@ class Pipeline:
                     async with asyncio.timeout(step.timeout):
                         out = await step.run(ctx)
             except StopPipeline:
-                if observers:
-                    observers.step(ctx, step.label, "ok", time.perf_counter() - started, None)
+                if timed:
+                    took = time.perf_counter() - started
+                    observers.step(ctx, step.label, "ok", took, None, before=before)
                 return True
             except Exception as exc:
                 error = _as_step_error(step, exc)
-                if observers:
-                    observers.step(ctx, step.label, "error", time.perf_counter() - started, error)
+                if timed:
+                    took = time.perf_counter() - started
+                    observers.step(ctx, step.label, "error", took, error, before=before)
                 if step.on_error == "continue":
                     ctx.steps[step.label] = {"error": str(error)}
                     continue
@@ -134,8 +140,12 @@ class Pipeline:
                     await self._recover(ctx, step.on_error.pipeline, error)
                     return True
                 raise error from exc
-            if observers:
-                observers.step(ctx, step.label, "ok", time.perf_counter() - started, None)
+            if timed:  # the common path, inlined: one append, no call unless someone listens
+                took = time.perf_counter() - started
+                if trace is not None:
+                    trace.append((step.label, "ok", took, None, before))
+                if per_step:
+                    observers.notify(ctx, step.label, "ok", took, None)
             ctx.steps[step.label] = out
             if step.output is not None:
                 ctx.vars[step.output] = out

@@ -7,6 +7,9 @@ async with run_engine(YAML, functions={"boom": boom}) as h:
 
 Write servers in test configs with `address: 127.0.0.1:0` (a free port); `h.url()` says
 where they ended up.
+
+`FakeAnthropic` and `Reply` (a scripted Anthropic Messages API on loopback, for AI
+generation) live in `flownb.testing_ai` and are importable from here too.
 """
 
 from __future__ import annotations
@@ -91,3 +94,12 @@ async def run_engine(
     finally:
         await harness.aclose()
         await engine.stop()
+
+
+def __getattr__(name: str) -> Any:
+    """`FakeAnthropic`, `Reply`, `Request`: the fake AI server, loaded on first use."""
+    if name in ("FakeAnthropic", "Reply", "Request"):
+        from flownb import testing_ai
+
+        return getattr(testing_ai, name)
+    raise AttributeError(f"module 'flownb.testing' has no attribute {name!r}")

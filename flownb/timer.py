@@ -27,6 +27,14 @@ from flownb.stores import ScheduleStore
 log = logging.getLogger("flownb.schedule")
 
 
+def check_one_timer(cron: object, interval: float | None) -> None:
+    """A job runs on a cron expression or on an interval: exactly one of them, interval > 0."""
+    if (cron is None) == (interval is None):
+        raise ValueError("give exactly one of cron or interval")
+    if interval is not None and interval <= 0:
+        raise ValueError("interval must be more than 0 seconds")
+
+
 def _check_timezone(value: str) -> str:
     try:
         _zone(value)

@@ -31,11 +31,24 @@ import yaml
 
 from flownb import graph
 from flownb.config import Config
+from flownb.deadletters import replay_dead_letter
 from flownb.engine import Engine
 from flownb.errors import BuildError, ConfigError, Diagnostic, FlownbError, Loc
 from flownb.functions import Functions
-from flownb.history import HistoryRecorder, HistoryStore, MemoryHistory, history_table
-from flownb.hosting import EngineHost, send_trigger, server_urls, split_http_target
+from flownb.history import (
+    HistoryRecorder,
+    HistoryStore,
+    MemoryHistory,
+    history_table,
+    read_history,
+)
+from flownb.hosting import (
+    EngineHost,
+    running_loop,
+    send_trigger,
+    server_urls,
+    split_http_target,
+)
 from flownb.live import LiveStats
 from flownb.loader import _merge_imports, dump_config, layout_path, validate_source
 from flownb.rawconfig import (
@@ -48,6 +61,7 @@ from flownb.rawconfig import (
     raw_of,
 )
 from flownb.registry import Registry, default_registry
+from flownb.serving import ServeLimits, ServeResult, Until, effective_limits, watch
 from flownb.yamlsource import Source, SourceMap, parse_yaml
 
 log = logging.getLogger("flownb.workflow")
@@ -98,8 +112,9 @@ class Workflow(traitlets.HasTraits):
     `source` is a `Config`, a dict (the JSON form), YAML text, or a path to a workflow file
     (with its `layout:` block or `NAME.layout.yaml` sidecar). `functions` defaults to the
     kernel's components (`flownb.components.registry`); `environ` is what `${VAR}` expands
-    from (default: the process environment); `history` is where executions are recorded
-    (default: the last 1,000 in memory).
+    from (default: the process environment); `history` is where executions are recorded:
+    the last 1,000 in memory by default, `history=True` for the data directory's durable
+    store shared with `flownb run` and `flownb history`, or a database URL.
     """
 
     config = traitlets.Instance(Config, allow_none=True, help="the last config that validated")
@@ -121,7 +136,7 @@ class Workflow(traitlets.HasTraits):
         functions: Functions | Mapping[str, Callable[..., Any]] | None = None,
         registry: Registry | None = None,
         environ: Mapping[str, str] | None = None,
-        history: HistoryStore | None = None,
+        history: HistoryStore | str | bool | None = None,
         drain_timeout: float = 10.0,
     ) -> None:
         super().__init__()
@@ -137,7 +152,7 @@ class Workflow(traitlets.HasTraits):
             self.functions = functions if isinstance(functions, Functions) else Functions(functions)
         if isinstance(self.functions, ComponentRegistry):
             self.functions.watch(self._function_changed)
-        self.store: HistoryStore = history if history is not None else MemoryHistory()
+        self.store: HistoryStore = history_store(history)
         self.live = LiveStats()
         self._recorder = HistoryRecorder(self.store)
         self._environ = environ
@@ -544,10 +559,15 @@ class Workflow(traitlets.HasTraits):
         """The last input, output and error of a node (`module:NAME` / `pipeline:NAME`)."""
         return self.live.inspect(node_id)
 
-    def history(self, limit: int = 20, status: str | None = None) -> Any:
+    def history(
+        self, limit: int = 20, status: str | None = None, workflow: str | None = None
+    ) -> Any:
         """Recent executions, newest first: a pandas DataFrame (step timings as `step:NAME`
-        columns) when pandas is installed, else a list of dicts."""
-        return history_table(self.store.query(limit=limit, status=status))
+        columns) when pandas is installed, else a list of dicts. `workflow` keeps one
+        workflow type (http, messaging, pipeline...). Works in a cell and in a script, with
+        the memory store and the durable one alike."""
+        records = read_history(self.store, limit=limit, status=status, workflow=workflow)
+        return history_table(records)
 
     # --- running -------------------------------------------------------------------------------
     @property
@@ -574,6 +594,64 @@ class Workflow(traitlets.HasTraits):
     async def wait(self) -> None:
         """Wait for every start, stop and send scheduled so far (and see their errors)."""
         await self._host.wait()
+
+    def serve(
+        self,
+        seconds: float | str | None = None,
+        executions: int | None = None,
+        until: Until | None = None,
+        *,
+        stop: bool = True,
+    ) -> Any:
+        """Run the workflow until a limit is reached, then stop it (`stop=False`: keep it).
+
+        Limits: `seconds`, `executions` finished from now, or `until` (an expression such as
+        `"last.status == 'error'"`, or a callable taking the `ServeProgress`); none means
+        until interrupted. A headless runner's `--serve` / `--until-executions` / `--until`
+        replace them (see `flownb.serving`). In a kernel this returns a task: `await
+        wf.serve(seconds=30)` holds the cell while the workflow serves. With no running loop
+        it blocks. Returns a `ServeResult`.
+        """
+        limits = effective_limits(ServeLimits.of(seconds, executions, until))
+        if running_loop() is None:
+            return self._serve_blocking(limits, stop)
+
+        async def run() -> ServeResult:
+            if not self.running:
+                await self._awaitable(self.start())
+            engine = self._host.engine
+            if engine is None:
+                raise FlownbError(f"workflow {self.name!r} did not start")
+            try:
+                return await watch(engine, self.name, limits)
+            finally:
+                if stop:
+                    await self._awaitable(self.stop())
+
+        task = asyncio.get_running_loop().create_task(run(), name=f"flownb serve {self.name}")
+        self._host.track(task, "serve")
+        return task
+
+    def _serve_blocking(self, limits: ServeLimits, stop: bool) -> ServeResult:
+        if not self.running:
+            self.start()
+        engine, loop = self._host.engine, self._host.loop
+        if engine is None or loop is None:
+            raise FlownbError(f"workflow {self.name!r} did not start")
+        future = asyncio.run_coroutine_threadsafe(watch(engine, self.name, limits), loop)
+        try:
+            return future.result()
+        except KeyboardInterrupt:
+            future.cancel()
+            raise
+        finally:
+            if stop:
+                self.stop()
+
+    @staticmethod
+    async def _awaitable(result: asyncio.Future[None] | None) -> None:
+        if result is not None:
+            await result
 
     def status(self) -> dict[str, Any]:
         """State, HTTP servers' URLs, modules, in-flight executions, pending changes."""
@@ -623,6 +701,46 @@ class Workflow(traitlets.HasTraits):
         coro = send_trigger(engine, kind, target, data, server=server, broker=broker)
         return self._host.run(coro, timeout)
 
+    def dead_letters(
+        self,
+        limit: int = 100,
+        *,
+        kind: str | None = None,
+        include_replayed: bool = False,
+        timeout: float | None = 30.0,
+    ) -> Any:
+        """Work the running workflow gave up on (a webhook whose target kept failing...),
+        newest first, as dicts. On the engine's own loop this returns a task to await."""
+        engine = self._dead_letter_engine()
+
+        async def read() -> list[dict[str, Any]]:
+            found = await engine.stores.dead_letters.list(
+                kind=kind, include_replayed=include_replayed, limit=limit
+            )
+            return [letter.to_dict() for letter in found]
+
+        return self._host.run(read(), timeout)
+
+    def replay(self, letter_id: str, *, force: bool = False, timeout: float | None = 60.0) -> Any:
+        """Send dead letter `letter_id` again through the module that produced it; returns
+        what that module reports (a task to await on the engine's loop)."""
+        engine = self._dead_letter_engine()
+
+        async def run() -> Any:
+            _, outcome = await replay_dead_letter(engine, letter_id, force=force)
+            return outcome
+
+        return self._host.run(run(), timeout)
+
+    def _dead_letter_engine(self) -> Engine:
+        engine = self._host.engine
+        if engine is None:
+            raise FlownbError(
+                f"workflow {self.name!r} is not running; start it first "
+                f"(wf.start(), or %workflow run {self.name})"
+            )
+        return engine
+
     def _lifecycle(self, op: str) -> asyncio.Future[None] | None:
         try:
             task = self._host.lifecycle(op)
@@ -653,6 +771,8 @@ class Workflow(traitlets.HasTraits):
         config = self.config
         if config is None:
             raise FlownbError(f"workflow {self.name!r} has no valid config to run")
+        if config.path is None and self._path is not None:
+            config._path = str(self._path)  # relative paths (components) resolve beside the file
         self.live.bind(graph.handler_ids(_names(config)))
         options = {
             "registry": self.registry,
@@ -714,3 +834,16 @@ def _module_loc(config: Config, name: str) -> Loc:
         if spec.name == name:
             return ("modules", i)
     return ()
+
+
+def history_store(history: HistoryStore | str | bool | None) -> HistoryStore:
+    """A workflow's history: the last executions in memory (None, the default), the data
+    directory's durable store that `flownb run` and `flownb history` use (True), the durable
+    store at a database URL (a string), or the store given."""
+    if history is None or history is False:
+        return MemoryHistory()
+    if history is True or isinstance(history, str):
+        from flownb.historydb import open_history
+
+        return open_history(None if history is True else history)
+    return history

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterator
 from typing import Annotated, Any
 
 import pytest
@@ -83,3 +84,13 @@ def make_registry() -> Registry:
 @pytest.fixture
 def registry() -> Registry:
     return make_registry()
+
+
+@pytest.fixture(autouse=True, scope="session")
+def _management_api_on_a_free_port() -> Iterator[None]:
+    """`flownb run` in tests serves its management API on a free port, not 127.0.0.1:8700
+    (several test processes run at once on this machine)."""
+    patch = pytest.MonkeyPatch()
+    patch.setenv("FLOWNB_API_ADDRESS", "127.0.0.1:0")
+    yield
+    patch.undo()

@@ -56,11 +56,11 @@ def test_memory_history_is_a_ring_buffer_newest_first() -> None:
     for i, status in enumerate(["ok", "error", "ok", "error", "ok"]):
         store.add(record(str(i), status))
     assert len(store) == 3
-    assert [r.id for r in store.query()] == ["4", "3", "2"]
-    assert [r.id for r in store.query(limit=1)] == ["4"]
-    assert [r.id for r in store.query(status="error")] == ["3"]
+    assert [r.id for r in store.select()] == ["4", "3", "2"]
+    assert [r.id for r in store.select(limit=1)] == ["4"]
+    assert [r.id for r in store.select(status="error")] == ["3"]
     store.clear()
-    assert store.query() == []
+    assert store.select() == []
 
 
 async def engine_with(store: HistoryStore, **recorder: Any) -> Engine:
@@ -82,7 +82,7 @@ async def test_each_execution_is_recorded_with_its_steps() -> None:
             await engine.trigger_workflow("pipeline", "broken", {"qty": 1})
     finally:
         await engine.stop()
-    failed, ok = store.query()
+    failed, ok = store.select()
     assert (ok.workflow, ok.action, ok.node, ok.status, ok.trigger) == (
         "pipeline",
         "order",
@@ -114,7 +114,7 @@ async def test_inputs_and_outputs_are_capped() -> None:
         await engine.trigger_workflow("pipeline", "order", {"qty": 1, "note": "x" * 10_000})
     finally:
         await engine.stop()
-    [rec] = store.query()
+    [rec] = store.select()
     for text in (rec.input, rec.output, *(s.input for s in rec.steps)):
         assert text is not None and len(text) < 140 and text.endswith("bytes)")
 
@@ -126,7 +126,7 @@ async def test_timings_only() -> None:
         await engine.trigger_workflow("pipeline", "order", {"qty": 1})
     finally:
         await engine.stop()
-    [rec] = store.query()
+    [rec] = store.select()
     assert rec.input is None and rec.output is None and len(rec.steps) == 3
     assert all(s.input is None and s.output is None for s in rec.steps)
 
@@ -159,7 +159,7 @@ pipelines:
     async with run_engine(text, observers=[HistoryRecorder(store)]) as h:
         assert (await h.client.post("/in", json={"a": 1})).status_code == 202
         await asyncio.wait_for(both.wait(), 5)  # the message is handled after the reply
-    triggers = {r.node: r.trigger for r in store.query()}
+    triggers = {r.node: r.trigger for r in store.select()}
     assert triggers == {"take": "http", "sink": "message"}
 
 

@@ -306,12 +306,14 @@ workflows:
     connectors:
       - {name: api, type: http, config: {url: "http://x"}}
       - {name: hook, type: webhook, config: {url: "http://x", retries: 3}}
-      - {name: db, type: database, config: {}}
+      - {name: db, type: database, config: {dsn: "sqlite://"}}
+      - {name: both, type: http, config: {baseUrl: "http://x", client: c}}
     steps: []
 """
     with pytest.raises(ConfigError) as info:
         parse_config(text, filename="wf.yaml")
     message = str(info.value)
-    assert "connectors[0].config.baseUrl" in message
+    assert "connectors[0].config.url" in message
     assert "connectors[1].config" in message and "retries" in message
-    assert "connectors[2]" in message and "database" in message
+    assert "connectors[2].config.dsn" in message
+    assert "connectors[3].config" in message and "either baseUrl or client" in message

@@ -19,6 +19,7 @@ import { freeSpot, NODE_HEIGHT, NODE_WIDTH } from "./layout";
 import { nodeColor } from "./nodes/colors";
 import { edgeTypes, FAR_ZOOM, FarContext } from "./nodes/FlowEdgeView";
 import { nodeTypes } from "./nodes/FlowNodeView";
+import { AIPrompt } from "./panels/AIPrompt";
 import { Inspector } from "./panels/Inspector";
 import { Palette, PALETTE_MIME } from "./panels/Palette";
 import { PropertyPanel } from "./panels/PropertyPanel";
@@ -308,6 +309,7 @@ export const App = memo(function App({ height, onReady }: { height: number | str
         <SidePanel />
       </div>
       {dialog === "export" && <ExportDialog onClose={() => setDialog(null)} />}
+      {dialog === "ai" && <AIPrompt onClose={() => setDialog(null)} />}
       {dialog === "import" && (
         <ImportDialog
           onClose={() => setDialog(null)}

@@ -19,19 +19,21 @@ export function useCanvas<T>(selector: (state: CanvasState) => T): T {
 
 /** The kernel's event callables; each is a no-op (and `has` false) when standalone. */
 export interface Kernel {
-  has: { patch: boolean; validate: boolean; inspect: boolean; save: boolean };
+  has: { patch: boolean; validate: boolean; inspect: boolean; save: boolean; generate: boolean };
   patch(payload: PatchPayload): void;
   validate(): void;
   inspect(id: string): void;
   save(): void;
+  generate(intent: string): void;
 }
 
 export const standaloneKernel: Kernel = {
-  has: { patch: false, validate: false, inspect: false, save: false },
+  has: { patch: false, validate: false, inspect: false, save: false, generate: false },
   patch() {},
   validate() {},
   inspect() {},
   save() {},
+  generate() {},
 };
 
 export const KernelContext = createContext<Kernel>(standaloneKernel);

@@ -41,6 +41,7 @@ export function Canvas(props: CanvasProps) {
     validate: typeof props.validate === "function",
     inspect: typeof props.inspect === "function",
     save: typeof props.save === "function",
+    generate: typeof props.generate === "function",
   };
   const kernel = useMemo<Kernel>(
     () => ({
@@ -49,8 +50,9 @@ export function Canvas(props: CanvasProps) {
       validate: () => latest.current.validate?.({}),
       inspect: (id) => latest.current.inspect?.({ id }),
       save: () => latest.current.save?.({}),
+      generate: (intent) => latest.current.generate?.({ intent }),
     }),
-    [has.patch, has.validate, has.inspect, has.save],
+    [has.patch, has.validate, has.inspect, has.save, has.generate],
   );
   const [sync] = useState(() => new KernelSync(store, undefined, props.revision ?? 0));
   useEffect(() => {
@@ -85,6 +87,7 @@ export function Canvas(props: CanvasProps) {
   }, [store, props.stats]);
   useEffect(() => store.getState().actions.setRunning(Boolean(props.running)), [store, props.running]);
   useEffect(() => store.getState().actions.setInspection(props.inspection ?? null), [store, props.inspection]);
+  useEffect(() => store.getState().actions.setGeneration(props.generation ?? null), [store, props.generation]);
   useEffect(() => {
     // ajv compiles the whole-file schema in a few hundred ms: once the canvas is up and the
     // page is idle, not before the first paint (a form check compiles it at once if needed).

@@ -39,6 +39,7 @@ import { referenceErrors, toDiagnostics, Validator, type FieldError } from "./va
 import type {
   CanvasSchema,
   Diagnostic,
+  Generation,
   Inspection,
   Json,
   Layout,
@@ -49,6 +50,8 @@ import type {
 } from "./types";
 
 export const HISTORY_LIMIT = 100;
+
+const IDLE: Generation = { status: "idle" };
 
 export interface NodeData extends Record<string, unknown> {
   label: string;
@@ -100,6 +103,7 @@ export interface CanvasActions {
   mergeStats(delta: Record<string, Partial<NodeStats>>): void;
   setRunning(running: boolean): void;
   setInspection(inspection: Inspection | null): void;
+  setGeneration(generation: Generation | null): void;
   notify(text: string): void;
 }
 
@@ -125,6 +129,8 @@ export interface CanvasState {
   stats: Record<string, NodeStats>;
   running: boolean;
   inspection: Inspection | null;
+  /** The AI prompt box's last request, as the kernel reports it. */
+  generation: Generation;
   past: Snapshot[];
   future: Snapshot[];
   /** Bumped by every local edit (not by kernel-side changes): what sync listens to. */
@@ -485,6 +491,9 @@ export function createCanvasStore(options: StoreOptions = {}): CanvasStore {
       setInspection(inspection) {
         set({ inspection });
       },
+      setGeneration(generation) {
+        set({ generation: generation ?? IDLE });
+      },
       notify,
     };
 
@@ -527,6 +536,7 @@ export function createCanvasStore(options: StoreOptions = {}): CanvasStore {
       stats: {},
       running: false,
       inspection: null,
+      generation: IDLE,
       past: [],
       future: [],
       editSeq: 0,

@@ -90,6 +90,21 @@ export interface Inspection {
   at?: unknown;
 }
 
+/** The `generation` trait: the state of the AI prompt box's last request (docs/canvas.md). */
+export interface Generation {
+  status: "idle" | "running" | "done" | "error";
+  intent?: string;
+  message?: string;
+  explanation?: string;
+  errors?: string[];
+  components?: string[];
+}
+
+/** The `generate` event payload. */
+export interface GeneratePayload {
+  intent: string;
+}
+
 /** The `patch` event payload. */
 export interface PatchPayload {
   base: number;
@@ -115,10 +130,13 @@ export interface CanvasProps {
   running?: boolean | null;
   stats?: Record<string, Partial<NodeStats>> | null;
   inspection?: Inspection | null;
+  generation?: Generation | null;
   patch?: (payload: PatchPayload) => void;
   validate?: (payload: Record<string, never>) => void;
   inspect?: (payload: { id: string }) => void;
   save?: (payload: Record<string, never>) => void;
+  /** The AI prompt box: the kernel generates a validated workflow from `intent` and applies it. */
+  generate?: (payload: GeneratePayload) => void;
   /** CSS height of the widget (the notebook output gives it none). */
   height?: number | string;
 }

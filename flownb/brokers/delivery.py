@@ -3,7 +3,8 @@
 Wrapped around each handler once, above the provider, so Redis, NATS or the memory broker
 all behave alike: a handler that returns acks the message; one that raises gets it again
 (`maxDeliveries` attempts in all, the wait doubling from `redeliveryDelay`); after the last
-attempt, or at once for a malformed message or a `RejectMessage`, the message goes to
+attempt, or at once for a malformed message, a `RejectMessage` or a payload that failed its
+schema (`ValidationFailed`: retrying cannot fix it), the message goes to
 `<topic><deadLetterSuffix>` with the reason in its headers, and is acked.
 """
 
@@ -23,6 +24,7 @@ from flownb.brokers.base import (
     MessageHandler,
     RejectMessage,
 )
+from flownb.errors import ValidationFailed
 
 log = logging.getLogger("flownb.brokers")
 
@@ -65,6 +67,9 @@ class DeliveryPolicy:
                     await self._dead_letter(publish, message, f"rejected: {exc}")
                     return
                 except Exception as exc:
+                    if _wrong_schema(exc):
+                        await self._dead_letter(publish, message, f"wrong schema: {exc}")
+                        return
                     reason = f"{type(exc).__name__}: {exc}"
                     if message.attempt >= self.max_deliveries:
                         await self._dead_letter(publish, message, reason)
@@ -111,3 +116,15 @@ class DeliveryPolicy:
         }
         await publish(target, message.payload, headers)
         self.stats.dead_lettered += 1
+
+
+def _wrong_schema(exc: BaseException) -> bool:
+    """A schema check failed, itself or as the cause of a step error (the validate step)."""
+    seen: BaseException | None = exc
+    for _ in range(5):
+        if seen is None:
+            return False
+        if isinstance(seen, ValidationFailed):
+            return True
+        seen = seen.__cause__
+    return False

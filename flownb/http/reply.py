@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import decimal
 import logging
+from collections.abc import AsyncIterable
 from typing import Any
 
 import orjson
@@ -31,16 +32,25 @@ _EMPTY_BODY_STATUSES = frozenset({204, 304})
 
 
 class Reply:
-    """An HTTP reply on its way out: status, encoded body, headers (canonical-case names)."""
+    """An HTTP reply on its way out: status, encoded body, headers (canonical-case names).
 
-    __slots__ = ("body", "headers", "status")
+    `stream`, when set, is the body as chunks written as they come (a proxied upstream
+    reply); `body` is then empty.
+    """
+
+    __slots__ = ("body", "headers", "status", "stream")
 
     def __init__(
-        self, status: int = 200, body: bytes = b"", headers: dict[str, str] | None = None
+        self,
+        status: int = 200,
+        body: bytes = b"",
+        headers: dict[str, str] | None = None,
+        stream: AsyncIterable[bytes] | None = None,
     ) -> None:
         self.status = status
         self.body = body
         self.headers: dict[str, str] = {} if headers is None else headers
+        self.stream = stream
 
     def __repr__(self) -> str:
         return f"<Reply {self.status} {len(self.body)} bytes>"
@@ -99,6 +109,8 @@ def result_reply(result: Any) -> Reply:
     if isinstance(result, Response):
         headers = {str(k): str(v) for k, v in result.headers.items()} if result.headers else {}
         status = int(result.status)
+        if isinstance(result.body, AsyncIterable):
+            return Reply(status, b"", headers, stream=result.body)
         return Reply(status, encode_body(result.body, headers, status), headers)
     if isinstance(result, dict | list) or result is None:
         return Reply(200, dumps(result), {"Content-Type": JSON})

@@ -15,7 +15,7 @@ from urllib.parse import parse_qsl
 import orjson
 
 from flownb.errors import ExecutionError
-from flownb.execution import new_id
+from flownb.execution import execution_id
 
 if TYPE_CHECKING:
     from aiohttp.web import BaseRequest
@@ -118,7 +118,7 @@ class Request:
     def id(self) -> str:
         rid = self._id
         if rid is None:
-            rid = self._id = new_id()
+            rid = self._id = execution_id()
         return rid
 
     @id.setter
@@ -190,6 +190,14 @@ class Request:
 
     def __repr__(self) -> str:
         return f"<Request {self.method} {self.path}>"
+
+
+def raw_request(request: Request) -> BaseRequest:
+    """The aiohttp request under the view, for code that streams the body (a proxy).
+
+    A function, not an attribute, so templates (which see the view) cannot reach it.
+    """
+    return request._raw
 
 
 _SECRET_HEADERS = frozenset({"authorization", "proxy-authorization", "cookie", "set-cookie"})

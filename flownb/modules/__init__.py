@@ -5,16 +5,22 @@ from __future__ import annotations
 from flownb.modules import (
     api,
     cache,
+    database,
     dynamic,
     eventbus,
     events,
     http,
+    httpclient,
     jsonschema,
     messaging,
     middleware,
+    notebook,
+    observability,
+    proxy,
     scheduler,
     statemachine,
     transformer,
+    webhook,
 )
 from flownb.registry import ModuleType
 
@@ -26,9 +32,15 @@ BUILTIN_TYPES: tuple[ModuleType, ...] = (
     *statemachine.TYPES,
     *events.TYPES,
     *scheduler.TYPES,
+    *notebook.TYPES,
     *eventbus.TYPES,
     *cache.TYPES,
+    *database.TYPES,
     *jsonschema.TYPES,
     *transformer.TYPES,
+    *httpclient.TYPES,
+    *webhook.TYPES,
+    *proxy.TYPES,
     *dynamic.TYPES,
+    *observability.TYPES,
 )

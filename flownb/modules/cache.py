@@ -1,8 +1,10 @@
 """The `cache` module: key/value storage with expiry, behind one async interface.
 
-Providers share the `CacheBackend` contract (memory now; redis later). The module picks the
+Providers share the `CacheBackend` contract: `memory` (here) and `redis`
+(`flownb.rediscache`, shared by every engine using the same server). The module picks the
 provider from config and forwards to it, so pipelines (the `cache` step) and Python code use
-the module the same way whatever stores the data. Expired entries are never returned.
+the module the same way whatever stores the data. Expired entries are never returned. Values
+are JSON data (objects, lists, text, numbers, booleans, null).
 """
 
 from __future__ import annotations
@@ -12,7 +14,7 @@ from collections import OrderedDict
 from collections.abc import Callable
 from typing import TYPE_CHECKING, Any, Literal, Protocol
 
-from pydantic import Field
+from pydantic import Field, model_validator
 
 from flownb.errors import ExecutionError
 from flownb.fields import Duration, Spec
@@ -21,14 +23,41 @@ from flownb.registry import ModuleType
 
 if TYPE_CHECKING:
     from flownb.engine import Engine
+    from flownb.health import Check
 
 
 class CacheConfig(Spec):
-    provider: Literal["memory"] = Field("memory", description="where entries are kept")
+    provider: Literal["memory", "redis"] = Field(
+        "memory", description="where entries are kept: this process, or a Redis server"
+    )
     ttl: Duration | None = Field(None, description="default lifetime of an entry; none: no expiry")
     max_size: int = Field(
-        10_000, alias="maxSize", ge=1, description="entries kept; the least recently used go first"
+        10_000,
+        alias="maxSize",
+        ge=1,
+        description="memory: entries kept; the least recently used go first",
     )
+    url: str | None = Field(
+        None,
+        description="redis: server URL, e.g. ${REDIS_URL} (default redis://127.0.0.1:6379/0)",
+    )
+    key_prefix: str | None = Field(
+        None,
+        alias="keyPrefix",
+        description="redis: prefix of this cache's keys (default flownb:NAME:)",
+    )
+    timeout: Duration = Field(
+        Duration("5s"), description="redis: longest wait to connect or for an answer"
+    )
+
+    @model_validator(mode="after")
+    def _redis_only(self) -> CacheConfig:
+        if self.provider != "redis":
+            given = [k for k in ("url", "key_prefix") if getattr(self, k) is not None]
+            if given:
+                names = ", ".join("keyPrefix" if k == "key_prefix" else k for k in given)
+                raise ValueError(f"{names} applies to provider: redis")
+        return self
 
 
 class CacheBackend(Protocol):
@@ -176,7 +205,42 @@ class Cache(Module[CacheConfig]):
     async def init(self, engine: Engine) -> None:
         config = self.config
         ttl = float(config.ttl) if config.ttl is not None else None
-        self.backend = MemoryCache(max_size=config.max_size, ttl=ttl, clock=engine.clock.monotonic)
+        if config.provider == "redis":
+            from flownb.rediscache import RedisCache
+
+            self.backend = RedisCache(
+                config.url or "redis://127.0.0.1:6379/0",
+                prefix=config.key_prefix
+                if config.key_prefix is not None
+                else f"flownb:{self.name}:",
+                ttl=ttl,
+                timeout=float(config.timeout),
+                name=self.name,
+            )
+        else:
+            self.backend = MemoryCache(
+                max_size=config.max_size, ttl=ttl, clock=engine.clock.monotonic
+            )
+
+    async def stop(self) -> None:
+        closing = getattr(self.backend, "aclose", None)
+        if closing is not None:
+            await closing()
+
+    async def health(self) -> Check:
+        """A Redis that does not answer is degraded (calls fail with 503 until it is back)."""
+        from flownb.health import Check
+        from flownb.rediscache import RedisCache
+
+        backend = self.backend
+        if not isinstance(backend, RedisCache):
+            size = len(backend) if isinstance(backend, MemoryCache) else None
+            return Check.healthy("memory" if size is None else f"memory, {size} entries")
+        try:
+            await backend.ping()
+        except ExecutionError as exc:
+            return Check.degraded(str(exc))
+        return Check.healthy(backend.source)
 
     async def get(self, key: str, default: Any = None) -> Any:
         return await self.backend.get(key, default)
@@ -206,7 +270,8 @@ TYPES: list[ModuleType] = [
     ModuleType(
         "cache",
         "Infrastructure",
-        "Key/value cache with expiry (ttl) and least-recently-used eviction.",
+        "Key/value cache with expiry (ttl): in memory (least-recently-used eviction) or on "
+        "Redis (shared by every engine using it)",
         CacheConfig,
         Cache,
         provides=("cache",),

@@ -28,6 +28,7 @@ from flownb.registry import ModuleType
 
 if TYPE_CHECKING:
     from flownb.engine import Engine
+    from flownb.health import Check
 
 
 class DynamicComponentConfig(Spec):
@@ -166,6 +167,27 @@ class DynamicComponent(Module[DynamicComponentConfig]):
             await self._watcher.stop()
             self._watcher = None
         await self.registry.close()
+        # The functions may outlive this engine (a notebook's): free the name for a restart.
+        functions = self._engine.functions
+        if self.name in functions and functions.get(self.name) == self.call:
+            functions.unregister(self.name)
+
+    async def health(self) -> Check | None:
+        """Running is healthy; a rejected new version (the old one serves on) is degraded."""
+        from flownb.health import Check
+
+        component = self.component
+        if component.state != "running":
+            return Check.unhealthy(
+                f"component {component.name!r} is {component.state}"
+                + (f": {component.reason}" if component.reason else "")
+            )
+        if component.last_error:
+            return Check.degraded(
+                f"version {component.version} serves; the newest was "
+                f"rejected: {component.last_error.splitlines()[0]}"
+            )
+        return Check.healthy(f"version {component.version}")
 
     async def handle(self, ctx: ExecutionContext, data: Any) -> Any:
         view = call_context(

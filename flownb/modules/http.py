@@ -23,6 +23,8 @@ from flownb.registry import ModuleType
 if TYPE_CHECKING:
     from collections.abc import Iterable, Sequence
 
+    from flownb.engine import Engine
+    from flownb.health import Check
     from flownb.http.middleware import Middleware
     from flownb.http.server import Server
 
@@ -57,7 +59,14 @@ class HttpServerConfig(Spec):
 
 
 class HttpServer(Module[HttpServerConfig]):
-    """Listens on `address`; after `start()`, `.host`, `.port` and `.url` say where."""
+    """Listens on `address`; after `start()`, `.host`, `.port` and `.url` say where.
+
+    In a service (`flownb run`) the socket comes from the service's listeners: a reload's new
+    engine takes over the socket of the server with the same name and address (see
+    `flownb.http.listener`). With metrics on, every request is counted by route template.
+    """
+
+    _engine: Engine | None = None
 
     def __init__(self, name: str, config: HttpServerConfig) -> None:
         from flownb.http.server import Server  # aiohttp loads when a server is built
@@ -88,14 +97,34 @@ class HttpServer(Module[HttpServerConfig]):
         """Serve `router`'s routes on this server (mounting twice is harmless)."""
         self.server.mount(router.table)
 
+    async def init(self, engine: Engine) -> None:
+        self._engine = engine
+
+    def _socket_key(self) -> str:
+        """Which socket a reload hands over: the same address, or for port 0 (any free port)
+        the same module and host."""
+        host, port = split_address(self.config.address)
+        return f"{host}:{port}" if port else f"{self.name}@{host}:0"
+
     async def start(self) -> None:
-        await self.server.start()
+        engine = self._engine
+        if engine is not None and engine.metrics is not None:
+            self.server.observe = engine.metrics.http_request
+        listeners = engine.listeners if engine is not None else None
+        await self.server.start(listeners, self._socket_key())
 
     async def drain(self) -> None:
         await self.server.drain()
 
     async def stop(self) -> None:
         await self.server.stop()
+
+    async def health(self) -> Check | None:
+        from flownb.health import Check
+
+        if self.server.serving:
+            return Check.healthy(self.url)
+        return Check.unhealthy(f"not listening on {self.config.address}")
 
 
 # --- http.router ---------------------------------------------------------------------------

@@ -3,15 +3,17 @@
 the same as `http.handler`, see `flownb.handlers`).
 
 The broker puts the shared delivery policy (`flownb.brokers.delivery`) around every
-subscription, so retries and dead letters behave the same whichever provider is configured.
+subscription, so retries and dead letters behave the same whichever provider is configured:
+memory, or a server (Redis Streams, NATS JetStream, RabbitMQ, MQTT 5; docs/brokers.md), whose
+client library is imported only when a config names it.
 """
 
 from __future__ import annotations
 
 from collections.abc import Mapping
-from typing import Any, Literal
+from typing import TYPE_CHECKING, Any
 
-from pydantic import Field
+from pydantic import Field, model_validator
 
 from flownb.brokers.base import (
     BrokerError,
@@ -21,16 +23,32 @@ from flownb.brokers.base import (
     clean_headers,
 )
 from flownb.brokers.delivery import DeliveryPolicy, DeliveryStats
+from flownb.brokers.options import (
+    DEFAULT_URLS,
+    Connection,
+    MqttOptions,
+    NatsOptions,
+    ProviderName,
+    RabbitmqOptions,
+    RedisOptions,
+)
 from flownb.execution import new_id
 from flownb.fields import Duration, Spec
 from flownb.handlers import ConfiguredHandler, HandlerConfig
 from flownb.module import Module
 from flownb.registry import ModuleType
 
+if TYPE_CHECKING:
+    from flownb.health import Check
+
+_SECTIONS = ("redis", "nats", "rabbitmq", "mqtt")
+
 
 class BrokerConfig(Spec):
-    provider: Literal["memory"] = Field(
-        "memory", description="where messages travel; memory: in this process, not persisted"
+    provider: ProviderName = Field(
+        "memory",
+        description="where messages travel; memory: in this process, not persisted; redis "
+        "(Streams), nats (JetStream), rabbitmq, mqtt (MQTT 5): a server, set by `url`",
     )
     max_deliveries: int = Field(
         3,
@@ -64,15 +82,90 @@ class BrokerConfig(Spec):
         description="consumers per subscription; above 1, messages of a topic may be handled "
         "out of order",
     )
+    url: str | None = Field(
+        None,
+        description="server URL; default: the provider's on this machine "
+        "(redis://127.0.0.1:6379/0, nats://127.0.0.1:4222, amqp://127.0.0.1:5672/, "
+        "mqtt://127.0.0.1:1883); credentials in it are best written as ${VAR}",
+    )
+    username: str | None = Field(None, description="user name (overrides the URL's)")
+    password: str | None = Field(
+        None, description="password (overrides the URL's); write it as ${VAR}"
+    )
+    prefetch: int = Field(
+        1,
+        ge=1,
+        le=10_000,
+        description="messages a consumer takes from the server ahead of handling them; 1 "
+        "keeps a busy consumer from holding messages an idle one of its group could take",
+    )
+    connect_timeout: Duration = Field(
+        Duration("5s"),
+        alias="connectTimeout",
+        description="how long connecting or subscribing may take before it fails",
+    )
+    publish_timeout: Duration = Field(
+        Duration("10s"),
+        alias="publishTimeout",
+        description="how long a publish keeps retrying while the server is unreachable",
+    )
+    redis: RedisOptions | None = Field(None, description="settings of the redis provider")
+    nats: NatsOptions | None = Field(None, description="settings of the nats provider")
+    rabbitmq: RabbitmqOptions | None = Field(None, description="settings of the rabbitmq provider")
+    mqtt: MqttOptions | None = Field(None, description="settings of the mqtt provider")
+
+    @model_validator(mode="after")
+    def _one_provider(self) -> BrokerConfig:
+        stray = [s for s in _SECTIONS if s != self.provider and getattr(self, s) is not None]
+        if stray:
+            raise ValueError(
+                f"'{stray[0]}' settings are given but the provider is '{self.provider}': "
+                f"set provider: {stray[0]}, or remove the '{stray[0]}' section"
+            )
+        if self.provider == "memory" and (self.url or self.username or self.password):
+            raise ValueError(
+                "the memory provider connects to nothing: remove url/username/password, or "
+                "choose a provider (redis, nats, rabbitmq, mqtt)"
+            )
+        return self
+
+    def connection(self) -> Connection:
+        """The connection settings of a remote provider."""
+        return Connection(
+            url=self.url or DEFAULT_URLS[self.provider],
+            username=self.username,
+            password=self.password,
+            prefetch=self.prefetch,
+            connect_timeout=float(self.connect_timeout),
+            publish_timeout=float(self.publish_timeout),
+            nack_delay=float(self.redelivery_delay),
+        )
 
 
 def _open_provider(config: BrokerConfig) -> BrokerProvider:
     """The configured provider; constructing one does no I/O (`connect` does)."""
-    if config.provider == "memory":
+    provider = config.provider
+    if provider == "memory":
         from flownb.brokers.memory import MemoryProvider
 
         return MemoryProvider(max_queue=config.max_queue)
-    raise BrokerError(f"unknown broker provider {config.provider!r}")  # pragma: no cover
+    if provider == "redis":
+        from flownb.brokers.redis import RedisProvider
+
+        return RedisProvider(config.connection(), config.redis or RedisOptions())
+    if provider == "nats":
+        from flownb.brokers.nats import NatsProvider
+
+        return NatsProvider(config.connection(), config.nats or NatsOptions())
+    if provider == "rabbitmq":
+        from flownb.brokers.rabbitmq import RabbitmqProvider
+
+        return RabbitmqProvider(config.connection(), config.rabbitmq or RabbitmqOptions())
+    if provider == "mqtt":
+        from flownb.brokers.mqtt import MqttProvider
+
+        return MqttProvider(config.connection(), config.mqtt or MqttOptions())
+    raise BrokerError(f"unknown broker provider {provider!r}")  # pragma: no cover
 
 
 def _default_group(handler: MessageHandler) -> str:
@@ -120,6 +213,17 @@ class MessageBroker(Module[BrokerConfig]):
 
     async def stop(self) -> None:
         await self.provider.close()
+
+    async def health(self) -> Check | None:
+        """The provider's own check when it has one (`async health() -> Check`), else
+        healthy once connected."""
+        from flownb.health import Check
+
+        check = getattr(self.provider, "health", None)
+        if callable(check):
+            result: Check | None = await check()
+            return result
+        return Check.healthy(f"{self.config.provider} provider")
 
     async def publish(
         self, topic: str, payload: Any, headers: Mapping[str, Any] | None = None

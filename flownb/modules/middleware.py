@@ -20,7 +20,7 @@ from typing import Any, Literal
 
 from pydantic import Field, field_validator, model_validator
 
-from flownb.execution import new_id
+from flownb.execution import execution_id
 from flownb.fields import Duration, Spec
 from flownb.http.middleware import Middleware
 from flownb.http.ratelimit import TokenBuckets, retry_after
@@ -389,7 +389,7 @@ class RequestId(Module[RequestIdConfig], Middleware):
 
     async def __call__(self, request: Request, call_next: Endpoint) -> Reply:
         incoming = request.headers.get(self.header)
-        rid = incoming if incoming is not None and _SANE_ID.match(incoming) else new_id()
+        rid = incoming if incoming is not None and _SANE_ID.match(incoming) else execution_id()
         request.id = rid
         reply = await call_next(request)
         reply.headers[self.header] = rid

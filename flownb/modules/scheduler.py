@@ -17,7 +17,7 @@ from flownb.fields import Cron, Duration, Spec
 from flownb.module import Module
 from flownb.registry import ModuleType
 from flownb.stores import MemoryScheduleStore, ScheduleStore
-from flownb.timer import JobRuns, RunFn, Ticker, Timetable, TimeZoneName
+from flownb.timer import JobRuns, RunFn, Ticker, Timetable, TimeZoneName, check_one_timer
 
 if TYPE_CHECKING:
     from flownb.engine import Engine
@@ -39,10 +39,7 @@ class SchedulerConfig(Spec):
 
     @model_validator(mode="after")
     def _one_timer(self) -> SchedulerConfig:
-        if (self.cron is None) == (self.interval is None):
-            raise ValueError("give exactly one of cron or interval")
-        if self.interval is not None and self.interval <= 0:
-            raise ValueError("interval must be more than 0 seconds")
+        check_one_timer(self.cron, self.interval)
         return self
 
 

@@ -53,6 +53,7 @@ from flownb.template import TemplateSyntaxError
 
 if TYPE_CHECKING:
     from flownb.engine import Engine
+    from flownb.health import Check
     from flownb.modules.eventbus import EventBus
     from flownb.modules.messaging import MessageBroker
     from flownb.template import Compiled
@@ -216,6 +217,16 @@ class StateMachineEngine(Module[StateMachineEngineConfig]):
         if self._engine is None:
             raise FlownbError(f"state machine engine {self.name!r} is used before init")
         return self._engine
+
+    async def health(self) -> Check | None:
+        """Its instance store answers a read."""
+        from flownb.health import Check
+
+        try:
+            await self.engine.stores.state.list(limit=1)
+        except Exception as exc:
+            return Check.unhealthy(f"the instance store failed: {type(exc).__name__}: {exc}")
+        return Check.healthy(f"{len(self._machines)} machines")
 
     def add_definition(self, spec: DefinitionSpec) -> None:
         """Register a machine; guards compile now so a bad expression fails the build."""

@@ -10,6 +10,7 @@ from flownb.pipeline import StepSpec
 from flownb.steps.cache import CacheStep
 from flownb.steps.call import CallStep
 from flownb.steps.conditional import Branch, Case, ConditionalStep
+from flownb.steps.db import DbExecStep, DbQueryStep
 from flownb.steps.http_call import HttpCallStep
 from flownb.steps.log import LogStep
 from flownb.steps.publish import PublishStep
@@ -18,6 +19,7 @@ from flownb.steps.set import SetStep
 from flownb.steps.transform import TransformStep
 from flownb.steps.transition import TransitionStep
 from flownb.steps.validate import ValidateStep
+from flownb.steps.webhook import WebhookStep
 
 STEP_TYPES: tuple[type[StepSpec], ...] = (
     SetStep,
@@ -31,6 +33,9 @@ STEP_TYPES: tuple[type[StepSpec], ...] = (
     LogStep,
     RespondStep,
     CacheStep,
+    DbQueryStep,
+    DbExecStep,
+    WebhookStep,
 )
 
 AnyStep = Annotated[
@@ -44,7 +49,10 @@ AnyStep = Annotated[
     | CallStep
     | LogStep
     | RespondStep
-    | CacheStep,
+    | CacheStep
+    | DbQueryStep
+    | DbExecStep
+    | WebhookStep,
     Field(discriminator="type"),
 ]
 

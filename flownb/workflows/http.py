@@ -87,12 +87,13 @@ def handler_endpoint(
     """The innermost endpoint of a route: read the input, run the handler as one execution."""
     actions = {m: f"{m} {template}" for m in methods}
     run_handler = engine.run_handler
+    streams = getattr(handler, "streams_request", False)  # it reads the body itself (a proxy)
 
     async def endpoint(request: Request) -> Reply:
         if not engine.accepting:
             return unavailable_reply(request)
         try:
-            data = await request.input()
+            data = None if streams else await request.input()
             ctx = await run_handler(
                 handler,
                 data,

@@ -7,6 +7,13 @@ result is the response body, or what `transform` (an expression over `response`,
 `steps`) makes of it. Transport errors, 5xx, 408 and 429 are retried `retryCount` times,
 `retryDelay` apart; a step that still fails goes to `onError` (with `vars.error` set) or fails
 the run. The whole run is one execution.
+
+Connectors: `http` (a base URL, or an `httpclient` module: its auth, retries and rate limit),
+`webhook` (action `send`), `database` (a `database.workflow` module; actions `query`,
+`execute`, `insert`, `update`, `delete`, whose input is what the `db_query` / `db_exec` steps
+take: SQL text never templated, values in `params`, checked identifiers). A database step is
+retried while the database is unavailable; its result is `{rows, count}` for a query, else
+`{rowsAffected, lastInsertId}`.
 """
 
 from __future__ import annotations
@@ -18,7 +25,7 @@ from typing import TYPE_CHECKING, Annotated, Any, Literal
 from urllib.parse import quote
 
 import orjson
-from pydantic import Field, field_validator
+from pydantic import Field, ValidationError, field_validator, model_validator
 
 from flownb.errors import (
     ConfigError,
@@ -29,7 +36,7 @@ from flownb.errors import (
     StepError,
     UnknownNameError,
 )
-from flownb.fields import Duration, Name, Spec
+from flownb.fields import Duration, Name, Ref, Spec
 from flownb.template import Compiled, TemplateSyntaxError, is_template
 from flownb.workflows.base import Workflow
 
@@ -37,6 +44,9 @@ if TYPE_CHECKING:
     import httpx
 
     from flownb.execution import ExecutionContext
+    from flownb.modules.database import Database
+    from flownb.modules.httpclient import HttpClient
+    from flownb.steps.db import Op
     from flownb.template import Templates
 
 log = logging.getLogger("flownb.integration")
@@ -46,16 +56,36 @@ _QUERY_METHODS = ("GET", "DELETE", "HEAD")
 _RETRY_STATUS = frozenset({408, 429})
 
 
+_DB_ACTIONS = ("query", "execute", "insert", "update", "delete")
+
+
 class HttpConnectorConfig(Spec):
-    base_url: str = Field(alias="baseUrl", description="prefix of every path, e.g. https://api")
+    base_url: str = Field("", alias="baseUrl", description="prefix of every path, e.g. https://api")
+    client: Annotated[str | None, Ref("httpclient")] = Field(
+        None,
+        description="httpclient module to call through (its base URL, auth, timeout, retries "
+        "and rate limit), instead of baseUrl",
+    )
     headers: dict[str, str] = Field(default_factory=dict, description="sent with every request")
     timeout: Duration = Field(Duration(10.0), description="per-request timeout")
+
+    @model_validator(mode="after")
+    def _one_base(self) -> HttpConnectorConfig:
+        if bool(self.base_url) == (self.client is not None):
+            raise ValueError("give either baseUrl or client (an httpclient module)")
+        return self
 
 
 class WebhookConnectorConfig(Spec):
     url: str = Field(description="where `send` POSTs the step's input as JSON")
     headers: dict[str, str] = Field(default_factory=dict, description="sent with every request")
     timeout: Duration = Field(Duration(10.0), description="per-request timeout")
+
+
+class DatabaseConnectorConfig(Spec):
+    database: Annotated[str | None, Ref("database", implicit=True)] = Field(
+        None, description="database.workflow module; optional when there is one"
+    )
 
 
 class HttpConnectorSpec(Spec):
@@ -70,13 +100,25 @@ class WebhookConnectorSpec(Spec):
     config: WebhookConnectorConfig
 
 
-ConnectorSpec = Annotated[HttpConnectorSpec | WebhookConnectorSpec, Field(discriminator="type")]
+class DatabaseConnectorSpec(Spec):
+    name: Name
+    type: Literal["database"]
+    config: DatabaseConnectorConfig = Field(default_factory=DatabaseConnectorConfig)
+
+
+ConnectorSpec = Annotated[
+    HttpConnectorSpec | WebhookConnectorSpec | DatabaseConnectorSpec,
+    Field(discriminator="type"),
+]
 
 
 class IntegrationStepSpec(Spec):
     name: Name
     connector: str
-    action: str = Field(description="for http: 'METHOD /path'; for webhook: 'send'")
+    action: str = Field(
+        description="http: 'METHOD /path'; webhook: 'send'; database: query, execute, "
+        "insert, update or delete"
+    )
     input: dict[str, Any] = Field(default_factory=dict, description="templated request data")
     transform: str | None = Field(None, description="expression applied to the response")
     on_success: str | None = Field(None, alias="onSuccess", description="next step name")
@@ -88,13 +130,14 @@ class IntegrationStepSpec(Spec):
     @classmethod
     def _action_shape(cls, value: str) -> str:
         text = value.strip()
-        if text == "send":
+        if text == "send" or text in _DB_ACTIONS:
             return text
         method, _, path = text.partition(" ")
         if method.upper() not in _METHODS or not path.strip().startswith("/"):
             raise ValueError(
                 f"action {value!r} should be 'METHOD /path' (methods: {', '.join(_METHODS)}) "
-                "for an http connector, or 'send' for a webhook"
+                "for an http connector, 'send' for a webhook, or one of "
+                f"{', '.join(_DB_ACTIONS)} for a database"
             )
         return f"{method.upper()} {path.strip()}"
 
@@ -151,6 +194,7 @@ class _Step:
 
     __slots__ = (
         "attempts",
+        "client",
         "delay",
         "headers",
         "in_query",
@@ -170,9 +214,11 @@ class _Step:
         connector: HttpConnectorSpec | WebhookConnectorSpec,
         templates: Templates,
         next_name: str | None,
+        client: HttpClient | None = None,
     ) -> None:
         self.name = spec.name
         config = connector.config
+        self.client = client
         if isinstance(config, HttpConnectorConfig):
             method, _, path = spec.action.partition(" ")
             self.url = _url_template(templates, config.base_url.rstrip("/"), path)
@@ -183,7 +229,8 @@ class _Step:
         self.method = method
         self.in_query = method in _QUERY_METHODS
         self.headers = templates.value(config.headers)
-        self.timeout = float(config.timeout)
+        own_timeout = client is None or "timeout" in config.model_fields_set
+        self.timeout = float(config.timeout) if own_timeout else None
         self.input = templates.value(spec.input)
         self.transform = None if spec.transform is None else _expression(templates, spec.transform)
         self.on_success = spec.on_success or next_name
@@ -192,17 +239,68 @@ class _Step:
         self.delay = float(spec.retry_delay)
 
 
+class _DbStep:
+    """A database step, compiled: its read or write, and where to go next."""
+
+    __slots__ = (
+        "attempts",
+        "delay",
+        "name",
+        "on_error",
+        "on_success",
+        "op",
+        "query",
+        "session",
+        "transform",
+    )
+
+    def __init__(
+        self,
+        spec: IntegrationStepSpec,
+        database: Database,
+        templates: Templates,
+        next_name: str | None,
+    ) -> None:
+        from flownb.steps.db import DbRead, DbWrite, compile_read, compile_write
+
+        self.name = spec.name
+        self.session = database.session
+        self.query = spec.action == "query"
+        if self.query:
+            self.op: Op = compile_read(DbRead.model_validate(spec.input), templates)
+        else:
+            given = dict(spec.input)
+            if spec.action != "execute":
+                given["op"] = spec.action
+            elif "query" not in given:
+                raise ValueError("action execute needs query (SQL) in its input")
+            self.op = compile_write(DbWrite.model_validate(given), templates)
+        self.transform = None if spec.transform is None else _expression(templates, spec.transform)
+        self.on_success = spec.on_success or next_name
+        self.on_error = spec.on_error
+        self.attempts = spec.retry_count + 1
+        self.delay = float(spec.retry_delay)
+
+
+def _input_problem(exc: ValidationError) -> str:
+    return "; ".join(
+        (f"{'.'.join(str(p) for p in e['loc'])}: " if e["loc"] else "")
+        + str(e["msg"]).removeprefix("Value error, ")
+        for e in exc.errors()
+    )
+
+
 class IntegrationWorkflow(Workflow[IntegrationWorkflowSpec]):
     """Runs integration steps; `trigger("run" | step name, data)` is one run."""
 
     kind = "integration"
 
     async def configure(self) -> None:
-        spec, templates = self.spec, self.engine.templates
+        spec = self.spec
         connectors = {c.name: c for c in spec.connectors}
         names = [s.name for s in spec.steps]
         diags: list[Diagnostic] = []
-        self.steps: dict[str, _Step] = {}
+        self.steps: dict[str, _Step | _DbStep] = {}
         for i, step in enumerate(spec.steps):
             loc: Loc = ("steps", i)
             connector = connectors.get(step.connector)
@@ -211,8 +309,12 @@ class IntegrationWorkflow(Workflow[IntegrationWorkflowSpec]):
                     self._diag((*loc, "connector"), f"unknown connector {step.connector!r}")
                 )
                 continue
-            if (step.action == "send") != (connector.type == "webhook"):
-                want = "'send'" if connector.type == "webhook" else "'METHOD /path'"
+            if not _fits(step.action, connector.type):
+                want = {
+                    "webhook": "'send'",
+                    "http": "'METHOD /path'",
+                    "database": ", ".join(_DB_ACTIONS),
+                }[connector.type]
                 diags.append(
                     self._diag(
                         (*loc, "action"),
@@ -223,13 +325,37 @@ class IntegrationWorkflow(Workflow[IntegrationWorkflowSpec]):
                 continue
             following = names[i + 1] if i + 1 < len(names) else None
             try:
-                self.steps[step.name] = _Step(step, connector, templates, following)
+                self.steps[step.name] = self._compile(step, connector, following)
             except TemplateSyntaxError as exc:
                 diags.append(self._diag(loc, str(exc)))
+            except ValidationError as exc:
+                diags.append(self._diag((*loc, "input"), _input_problem(exc)))
+            except (ValueError, FlownbError) as exc:
+                diags.append(self._diag((*loc, "input"), str(exc)))
         if diags:
             raise ConfigError(diags)
         self.first = names[0] if names else None
         self.max_steps = max(10, 10 * len(names))
+
+    def _compile(
+        self,
+        step: IntegrationStepSpec,
+        connector: HttpConnectorSpec | WebhookConnectorSpec | DatabaseConnectorSpec,
+        following: str | None,
+    ) -> _Step | _DbStep:
+        engine = self.engine
+        if isinstance(connector, DatabaseConnectorSpec):
+            from flownb.modules.database import Database
+
+            name = engine.resolve_ref("database", connector.config.database)
+            database = engine.services.get(name, Database)
+            return _DbStep(step, database, engine.templates, following)
+        client = None
+        if isinstance(connector, HttpConnectorSpec) and connector.config.client is not None:
+            from flownb.modules.httpclient import HttpClient
+
+            client = engine.services.get(connector.config.client, HttpClient)
+        return _Step(step, connector, engine.templates, following, client)
 
     def _diag(self, loc: Loc, message: str) -> Diagnostic:
         return self.engine.config.diagnostic(("workflows", "integration", *loc), message)
@@ -278,7 +404,9 @@ class IntegrationWorkflow(Workflow[IntegrationWorkflowSpec]):
             name = step.on_success
         return {"steps": dict(ctx.steps), "last": last}
 
-    async def _run_step(self, step: _Step, ctx: ExecutionContext) -> Any:
+    async def _run_step(self, step: _Step | _DbStep, ctx: ExecutionContext) -> Any:
+        if isinstance(step, _DbStep):
+            return await self._run_db_step(step, ctx)
         scope = ctx.scope
         try:
             url = step.url(scope)
@@ -307,6 +435,33 @@ class IntegrationWorkflow(Workflow[IntegrationWorkflowSpec]):
         except FlownbError as exc:
             raise StepError(step.name, f"transform failed: {exc}", status=500) from None
 
+    async def _run_db_step(self, step: _DbStep, ctx: ExecutionContext) -> Any:
+        from flownb.db.errors import DatabaseUnavailable
+
+        scope = ctx.scope
+        error: ExecutionError | None = None
+        for attempt in range(step.attempts):
+            if attempt:
+                log.info("integration step %r: attempt %d after: %s", step.name, attempt + 1, error)
+                await asyncio.sleep(step.delay)
+            try:
+                async with step.session(single=True) as session:
+                    found = await step.op(session, scope)
+            except DatabaseUnavailable as exc:
+                error = exc
+                continue
+            except FlownbError as exc:
+                raise StepError(step.name, str(exc), status=getattr(exc, "status", 500)) from None
+            result = {"rows": found, "count": len(found)} if step.query else found.to_dict()
+            if step.transform is None:
+                return result
+            try:
+                return step.transform({**scope, "response": result})
+            except FlownbError as exc:
+                raise StepError(step.name, f"transform failed: {exc}", status=500) from None
+        assert error is not None
+        raise StepError(step.name, str(error), status=error.status)
+
     async def _send(
         self,
         step: _Step,
@@ -324,14 +479,27 @@ class IntegrationWorkflow(Workflow[IntegrationWorkflowSpec]):
                 log.info("integration step %r: attempt %d after: %s", step.name, attempt + 1, error)
                 await asyncio.sleep(step.delay)
             try:
-                reply = await client.request(
-                    step.method,
-                    url,
-                    headers=headers,
-                    params=query,
-                    content=content,
-                    timeout=step.timeout,
-                )
+                if step.client is not None:
+                    reply = await step.client.request(
+                        step.method,
+                        url,
+                        headers=headers,
+                        params=query,
+                        content=content,
+                        timeout=step.timeout,
+                    )
+                else:
+                    reply = await client.request(
+                        step.method,
+                        url,
+                        headers=headers,
+                        params=query,
+                        content=content,
+                        timeout=step.timeout,
+                    )
+            except ExecutionError as exc:  # the httpclient gave up (its own retries done)
+                error = StepError(step.name, str(exc), status=exc.status)
+                continue
             except httpx.HTTPError as exc:
                 error = StepError(
                     step.name,
@@ -352,3 +520,11 @@ class IntegrationWorkflow(Workflow[IntegrationWorkflowSpec]):
                 break
         assert error is not None
         raise error
+
+
+def _fits(action: str, connector: str) -> bool:
+    if connector == "webhook":
+        return action == "send"
+    if connector == "database":
+        return action in _DB_ACTIONS
+    return action != "send" and action not in _DB_ACTIONS

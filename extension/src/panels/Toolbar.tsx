@@ -1,11 +1,11 @@
-// The toolbar (import, export, undo, redo, validate, fit view, auto-layout, settings, save)
-// and its import/export dialogs.
+// The toolbar (import, export, undo, redo, validate, fit view, auto-layout, settings, save,
+// AI) and its import/export dialogs.
 import { useReactFlow } from "@xyflow/react";
 import { memo, useMemo, useRef, useState, type ChangeEvent } from "react";
 import { useCanvas, useKernel } from "../context";
 import { exportLayoutYaml, exportYaml } from "../serialization";
 
-export type Dialog = "import" | "export" | null;
+export type Dialog = "import" | "export" | "ai" | null;
 
 function Button(props: { id: string; label: string; title: string; onClick(): void; disabled?: boolean }) {
   return (
@@ -66,6 +66,14 @@ export const Toolbar = memo(function Toolbar({ openDialog }: { openDialog(dialog
       />
       {kernel.has.save && (
         <Button id="save" label="Save" title={`Save to the workflow's file (${mod}S)`} onClick={kernel.save} />
+      )}
+      {kernel.has.generate && (
+        <Button
+          id="ai"
+          label="AI…"
+          title="Generate or change the workflow from a description (validated before it is applied)"
+          onClick={() => openDialog("ai")}
+        />
       )}
       <span className="fnb-grow" />
       {running && (

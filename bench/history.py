@@ -1,0 +1,124 @@
+"""Engine throughput with the execution history on and off (SQLite and PostgreSQL).
+
+The workload is `bench/pipeline.py`'s 5-step pipeline, run back to back with
+`trigger_workflow` on one task. Configurations, measured in alternation (`--rounds` rounds of
+`--runs` executions each, best round kept): no history; the in-memory history; the durable
+history on a SQLite file; the durable history on PostgreSQL (127.0.0.1:5432, database
+`test`; `--no-postgres` to leave it out), each with every step's input and output captured
+(the default) and with only the execution's (`io`). Each round ends with a flush, so every
+record was written inside the timed span.
+
+Two placements: `one-core` pins the whole process (engine, history writer, driver threads)
+to CPU 0, so the figure is the total cost on one core; `writer-free` pins only the engine's
+thread to CPU 0 and leaves the history writer free to use the other core, as it would on
+any multi-core machine. Target: history costs at most 20% of throughput.
+
+    python bench/history.py [--runs 20000] [--rounds 5] [--no-postgres]
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import os
+import tempfile
+import time
+from typing import Any
+
+from common import record
+from pipeline import CONFIG
+
+from flownb import Engine, parse_config
+from flownb.history import Capture, HistoryRecorder, HistoryStore, MemoryHistory
+from flownb.historydb import SqlHistory
+
+POSTGRES = "postgresql://postgres@127.0.0.1:5432/test"
+
+
+async def rounds(store: HistoryStore | None, capture: Capture, runs: int) -> float:
+    """Executions per second of one round (wall clock, flush included)."""
+    observers = [HistoryRecorder(store, capture=capture)] if store is not None else []
+    engine = Engine(parse_config(CONFIG), observers=observers)
+    await engine.start()
+    data = {"item": "book", "qty": 5}
+    trigger = engine.trigger_workflow
+    try:
+        for _ in range(500):  # warm-up
+            await trigger("pipeline", "five", data)
+        if isinstance(store, SqlHistory):
+            await store.flush()
+        started = time.perf_counter()
+        for _ in range(runs):
+            await trigger("pipeline", "five", data)
+        if isinstance(store, SqlHistory):
+            await store.flush()
+        return runs / (time.perf_counter() - started)
+    finally:
+        await engine.stop()
+
+
+async def placement(name: str, args: argparse.Namespace, folder: str) -> dict[str, Any]:
+    sqlite = SqlHistory(f"sqlite:///{folder}/{name}.db", prefix="bench_")
+    configs: dict[str, tuple[HistoryStore | None, Capture]] = {
+        "off": (None, "none"),
+        "memory": (MemoryHistory(), "steps"),
+        "sqlite": (sqlite, "steps"),
+        "sqlite io": (sqlite, "io"),
+    }
+    if not args.no_postgres:
+        postgres = SqlHistory(POSTGRES, prefix=f"bench{os.getpid()}_")
+        configs["postgres"] = (postgres, "steps")
+        configs["postgres io"] = (postgres, "io")
+    stores = {id(s): s for s, _ in configs.values() if isinstance(s, SqlHistory)}
+    for store in stores.values():
+        await store.start()  # the writer thread exists before the engine's is pinned
+    if hasattr(os, "sched_setaffinity"):
+        os.sched_setaffinity(0, {0})  # this thread (the engine's) only, from here on
+    best: dict[str, float] = dict.fromkeys(configs, 0.0)
+    try:
+        for _ in range(args.rounds):
+            for key, (store, capture) in configs.items():
+                best[key] = max(best[key], await rounds(store, capture, args.runs))
+    finally:
+        for store in stores.values():
+            await store.drop_tables()
+            await store.aclose()
+    off = best["off"]
+    return {
+        key: {
+            "executions_per_second": round(value),
+            "cost_percent": round((1 - value / off) * 100, 1) if key != "off" else 0.0,
+        }
+        for key, value in best.items()
+    }
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__)
+    parser.add_argument("--runs", type=int, default=20_000)
+    parser.add_argument("--rounds", type=int, default=5)
+    parser.add_argument("--no-postgres", action="store_true")
+    parser.add_argument("--placement", choices=["one-core", "writer-free", "both"], default="both")
+    args = parser.parse_args()
+    results: dict[str, Any] = {"runs": args.runs, "rounds": args.rounds, "target_cost_percent": 20}
+    with tempfile.TemporaryDirectory() as folder:
+        if args.placement in ("one-core", "both"):
+            if hasattr(os, "sched_setaffinity"):
+                os.sched_setaffinity(0, {0})  # threads started from now on inherit CPU 0
+            results["one-core"] = asyncio.run(placement("one", args, folder))
+            if hasattr(os, "sched_setaffinity"):
+                os.sched_setaffinity(0, set(range(os.cpu_count() or 1)))
+        if args.placement in ("writer-free", "both"):
+            results["writer-free"] = asyncio.run(placement("free", args, folder))
+    path = record("history", results)
+    for where in ("one-core", "writer-free"):
+        for key, value in results.get(where, {}).items():
+            print(
+                f"{where:12} {key:9} {value['executions_per_second']:>8,} executions/s "
+                f"(history cost {value['cost_percent']}%)"
+            )
+    print(f"-> {path}")
+
+
+if __name__ == "__main__":
+    main()

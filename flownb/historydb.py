@@ -1,0 +1,816 @@
+"""The durable execution history: a SQLite file (default) or PostgreSQL, via SQLAlchemy Core.
+
+`SqlHistory` is a `HistoryStore` that survives restarts and that several processes read
+(`flownb run` writes, `flownb history` and notebooks read). Its dead-letter table is
+`SqlHistory.dead_letters`, a `DeadLetterStore`; its audit table holds `AuditEvent`s.
+
+Writes never wait for the database: `add` appends to a queue, and a writer on the store's own
+thread (with its own event loop) writes the queue in batches, every `batch_size` records or
+every `flush_interval` seconds, whichever comes first. The store does not belong to any
+engine's loop, so one store serves engines on a notebook kernel's loop, on a `SyncEngine`
+thread and across reloads; reads from any loop (or from synchronous code, see
+`flownb.history.read_history`) are handed to that thread and first flush what is queued, so a
+read sees every record added before it. If the database is down, records wait in the queue
+(at most `max_queue`; the oldest are dropped beyond, and counted in `dropped`).
+
+Retention runs on the same thread every `Retention.interval`: executions older than
+`max_age` or beyond the newest `max_records` are deleted, audit events older than `max_age`,
+and dead letters only once replayed and older than `max_age` (undelivered work is never
+dropped by retention).
+
+SQLite is written with the standard library's `sqlite3` (it releases the GIL while SQLite
+works; aiosqlite would add a thread), PostgreSQL with asyncpg on the store's loop. The store drives
+SQLAlchemy Core's synchronous API inside `greenlet_spawn`, which is what
+`AsyncConnection.run_sync` does, without importing `sqlalchemy.ext.asyncio`: that package
+loads the ORM, about 6 MB that `flownb run`'s memory budget has no room for. SQLite runs in WAL
+mode (readers do not block the writer).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import atexit
+import functools
+import logging
+import threading
+import time
+from collections import deque
+from collections.abc import Callable, Coroutine
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any, TypeVar
+
+import orjson
+
+from flownb.deadletters import DeadLetter
+from flownb.errors import FlownbError
+from flownb.history import AuditEvent, ExecutionRecord, StepRecord
+
+if TYPE_CHECKING:
+    from sqlalchemy import Table
+    from sqlalchemy.engine import Connection, Engine
+
+    from flownb.db.urls import DatabaseUrl
+
+log = logging.getLogger("flownb.history")
+
+T = TypeVar("T")
+DAY = 86_400.0
+CHUNK = 200  # rows per INSERT statement (13 values each: within every database's limit)
+
+
+@dataclass(frozen=True)
+class Retention:
+    """How long history is kept: by age (seconds) and by count of executions; None keeps all."""
+
+    max_age: float | None = 14 * DAY
+    max_records: int | None = 100_000
+    interval: float = 60.0  # seconds between two retention passes
+
+
+class _Tables:
+    """The store's tables (names start with `prefix`, so tests and tenants can share a DB)."""
+
+    def __init__(self, prefix: str) -> None:
+        from sqlalchemy import Column, Float, Index, Integer, MetaData, Table, Text
+
+        self.metadata = MetaData()
+        self.executions: Table = Table(
+            f"{prefix}executions",
+            self.metadata,
+            Column("id", Text, primary_key=True),
+            Column("trigger", Text, nullable=False),
+            Column("workflow", Text, nullable=False),
+            Column("action", Text, nullable=False),
+            Column("status", Text, nullable=False),
+            Column("started", Float, nullable=False),
+            Column("duration_ms", Float, nullable=False),
+            Column("node", Text),
+            Column("request_id", Text),
+            Column("error", Text),
+            Column("input", Text),
+            Column("output", Text),
+            Column("steps", Text, nullable=False),
+            Index(f"{prefix}executions_started", "started"),
+            Index(f"{prefix}executions_workflow", "workflow", "started"),
+            # No index on request_id: ids from clients are random, and keeping such an index
+            # doubles the cost of an insert; a lookup by request id scans (rare, bounded by
+            # retention).
+        )
+        self.audit: Table = Table(
+            f"{prefix}audit",
+            self.metadata,
+            Column("id", Text, primary_key=True),
+            Column("at", Float, nullable=False),
+            Column("actor", Text, nullable=False),
+            Column("action", Text, nullable=False),
+            Column("target", Text, nullable=False),
+            Column("summary", Text, nullable=False),
+            Column("details", Text, nullable=False),
+            Index(f"{prefix}audit_at", "at"),
+        )
+        self.dead_letters: Table = Table(
+            f"{prefix}dead_letters",
+            self.metadata,
+            Column("id", Text, primary_key=True),
+            Column("kind", Text, nullable=False),
+            Column("source", Text, nullable=False),
+            Column("target", Text, nullable=False),
+            Column("payload", Text, nullable=False),
+            Column("error", Text, nullable=False),
+            Column("attempts", Integer, nullable=False),
+            Column("headers", Text, nullable=False),
+            Column("created", Float, nullable=False),
+            Column("replayed", Float),
+            Index(f"{prefix}dead_letters_created", "created"),
+        )
+
+
+# The columns of an execution row, in table order (inserts bind positionally).
+EXECUTION_COLUMNS = (
+    "id",
+    "trigger",
+    "workflow",
+    "action",
+    "status",
+    "started",
+    "duration_ms",
+    "node",
+    "request_id",
+    "error",
+    "input",
+    "output",
+    "steps",
+)
+
+
+def pack_steps(steps: list[StepRecord]) -> str:
+    """Steps as compact JSON: `[texts, [[name, status, ms, error, input, output]...]]` where
+    input and output index into `texts` (-1: none). A step's input is usually the previous
+    step's data, so each text is stored once."""
+    texts: list[str] = []
+    index: dict[str, int] = {}
+
+    def ref(text: str | None) -> int:
+        if text is None:
+            return -1
+        found = index.get(text)
+        if found is None:
+            found = index[text] = len(texts)
+            texts.append(text)
+        return found
+
+    rows = [(s[0], s[1], s[2], s[3], ref(s[4]), ref(s[5])) for s in steps]
+    return orjson.dumps((texts, rows)).decode()
+
+
+def unpack_steps(text: str) -> list[StepRecord]:
+    texts, rows = orjson.loads(text)
+    return [
+        StepRecord(
+            name,
+            status,
+            ms,
+            error,
+            None if i < 0 else texts[i],
+            None if o < 0 else texts[o],
+        )
+        for name, status, ms, error, i, o in rows
+    ]
+
+
+def _execution_row(r: ExecutionRecord) -> tuple[Any, ...]:
+    return (
+        r.id,
+        r.trigger,
+        r.workflow,
+        r.action,
+        r.status,
+        r.started,
+        r.duration_ms,
+        r.node,
+        r.request_id,
+        r.error,
+        r.input,
+        r.output,
+        pack_steps(r.steps),
+    )
+
+
+def _execution(row: Any) -> ExecutionRecord:
+    m = row._mapping
+    return ExecutionRecord(
+        m["id"],
+        m["trigger"],
+        m["workflow"],
+        m["action"],
+        m["status"],
+        m["started"],
+        m["duration_ms"],
+        m["node"],
+        m["request_id"],
+        m["error"],
+        m["input"],
+        m["output"],
+        unpack_steps(m["steps"]),
+    )
+
+
+def _audit_row(e: AuditEvent) -> dict[str, Any]:
+    return {
+        "id": e.id,
+        "at": e.at,
+        "actor": e.actor,
+        "action": e.action,
+        "target": e.target,
+        "summary": e.summary,
+        "details": orjson.dumps(e.details, default=str).decode(),
+    }
+
+
+def _audit(row: Any) -> AuditEvent:
+    m = row._mapping
+    return AuditEvent(
+        m["actor"],
+        m["action"],
+        m["target"],
+        m["summary"],
+        orjson.loads(m["details"]),
+        m["at"],
+        m["id"],
+    )
+
+
+def _letter_row(d: DeadLetter) -> dict[str, Any]:
+    return {
+        "id": d.id,
+        "kind": d.kind,
+        "source": d.source,
+        "target": d.target,
+        "payload": orjson.dumps(d.payload, default=str).decode(),
+        "error": d.error,
+        "attempts": d.attempts,
+        "headers": orjson.dumps(d.headers).decode(),
+        "created": d.created,
+        "replayed": d.replayed,
+    }
+
+
+def _letter(row: Any) -> DeadLetter:
+    m = row._mapping
+    return DeadLetter(
+        kind=m["kind"],
+        source=m["source"],
+        target=m["target"],
+        payload=orjson.loads(m["payload"]),
+        error=m["error"],
+        attempts=m["attempts"],
+        headers=orjson.loads(m["headers"]),
+        id=m["id"],
+        created=m["created"],
+        replayed=m["replayed"],
+    )
+
+
+class SqlHistory:
+    """Execution history, audit log and dead letters in one SQL database; see the module doc.
+
+    `url` is a database URL (`sqlite:///path.db`, `postgresql://user@host/db`) or a SQLite file
+    path. `retention` (None: keep everything) is applied by the writer every
+    `Retention.interval` seconds and by `prune()`. The thread starts on first use;
+    `await start()` starts it and checks the database (raising `FlownbError` when it cannot be
+    reached); `close()` / `await aclose()` write what is queued and end the thread (also done
+    at interpreter exit).
+    """
+
+    def __init__(
+        self,
+        url: str,
+        *,
+        retention: Retention | None = None,
+        batch_size: int = 500,
+        flush_interval: float = 0.25,
+        max_queue: int = 100_000,
+        prefix: str = "flownb_",
+    ) -> None:
+        from flownb.db.urls import parse_dsn, require_driver
+
+        self.url: DatabaseUrl = parse_dsn(url)
+        require_driver(self.url)
+        self.retention = retention  # None: nothing is deleted (readers, tools)
+        self.batch_size = batch_size
+        self.flush_interval = flush_interval
+        self.max_queue = max_queue
+        self.prefix = prefix
+        self.dropped = 0  # records dropped because the queue was full (database down)
+        self.last_error: str | None = None
+        self.dead_letters = SqlDeadLetters(self)
+        self._records: deque[ExecutionRecord] = deque()
+        self._audit: deque[AuditEvent] = deque()
+        self._tables = _Tables(prefix)
+        self._engine: Engine | None = None
+        self._loop: asyncio.AbstractEventLoop | None = None
+        self._thread: threading.Thread | None = None
+        self._started = threading.Event()
+        self._lock = threading.Lock()
+        self._wake: asyncio.Event | None = None
+        self._woken = False
+        self._closing: asyncio.Event | None = None
+        self._writing: asyncio.Lock | None = None
+        self._schema: asyncio.Lock | None = None
+        self._inserts: dict[int, str | None] = {}  # rows -> INSERT of that many rows
+        self._ready = False
+        self._next_prune = 0.0
+
+    def __repr__(self) -> str:
+        return f"<SqlHistory {self.url.display}>"
+
+    @property
+    def queued(self) -> int:
+        """Records and audit events not written yet."""
+        return len(self._records) + len(self._audit)
+
+    @property
+    def display(self) -> str:
+        """The URL without its password."""
+        return self.url.display
+
+    # --- the writer thread -------------------------------------------------------------------
+    def _ensure_thread(self) -> asyncio.AbstractEventLoop:
+        loop = self._loop
+        if loop is not None:
+            return loop
+        with self._lock:
+            if self._loop is None:
+                thread = threading.Thread(
+                    target=self._run, name=f"flownb-history {self.url.display}", daemon=True
+                )
+                self._thread = thread
+                thread.start()
+                self._started.wait()
+                atexit.register(self.close)
+        assert self._loop is not None
+        return self._loop
+
+    def _run(self) -> None:
+        loop = asyncio.new_event_loop()
+        self._wake, self._closing, self._writing = asyncio.Event(), asyncio.Event(), asyncio.Lock()
+        self._schema = asyncio.Lock()
+        self._loop = loop
+        self._started.set()
+        try:
+            loop.run_until_complete(self._main())
+        finally:
+            loop.close()
+
+    async def _main(self) -> None:
+        assert self._wake is not None and self._closing is not None
+        self._engine = self._create_engine()
+        try:
+            while not self._closing.is_set():
+                try:
+                    async with asyncio.timeout(self.flush_interval):
+                        await self._wake.wait()
+                except TimeoutError:
+                    pass
+                self._wake.clear()
+                self._woken = False
+                await self._flush_quietly()
+                if self._prune_due():
+                    try:
+                        await self._prune(time.time())
+                    except FlownbError as exc:
+                        log.warning("history retention: %s", exc)
+            await self._flush_quietly()
+        finally:
+            from sqlalchemy.util import greenlet_spawn
+
+            await greenlet_spawn(self._engine.dispose)
+
+    def _insert_sql(self, count: int) -> str | None:
+        """One INSERT of `count` rows (multi-row VALUES) in the database's own dialect; None
+        when the dialect's parameter style is not one this knows (then: executemany).
+
+        One statement per chunk, not a statement per row: SQLite then runs the chunk in one
+        step, without handing the GIL back and forth with the engine's thread for each row.
+        """
+        found = self._inserts.get(count)
+        if found is not None or count in self._inserts:
+            return found
+        engine = self._engine
+        assert engine is not None
+        compiled = self._tables.executions.insert().compile(dialect=engine.dialect)
+        if tuple(compiled.positiontup or ()) != EXECUTION_COLUMNS:
+            raise FlownbError(f"unexpected insert parameters: {compiled.positiontup}")
+        head, _, one = str(compiled).partition(" VALUES ")
+        width = len(EXECUTION_COLUMNS)
+        style = engine.dialect.paramstyle
+        sql: str | None
+        if style == "qmark":
+            sql = f"{head} VALUES {', '.join([one] * count)}"
+        elif style == "numeric_dollar":
+            groups = (
+                "(" + ", ".join(f"${i * width + j + 1}" for j in range(width)) + ")"
+                for i in range(count)
+            )
+            sql = f"{head} VALUES {', '.join(groups)}"
+        else:
+            sql = None
+        self._inserts[count] = sql
+        if style not in ("qmark", "numeric_dollar"):
+            self._inserts[0] = str(compiled)  # the one-row form, for executemany
+        return sql
+
+    def _prune_due(self) -> bool:
+        rule, now = self.retention, time.time()
+        if rule is None or not rule.interval or not self._ready or now < self._next_prune:
+            return False
+        self._next_prune = now + rule.interval
+        return True
+
+    def _create_engine(self) -> Engine:
+        from sqlalchemy import create_engine, event
+
+        url = self.url
+        if url.backend == "sqlite":
+            # The standard library's driver, not aiosqlite: this thread is already off the
+            # engine's loop, and aiosqlite's own worker thread would be one more thread
+            # contending for the GIL with the engine on every write.
+            sync_url = url.url.set(drivername="sqlite+pysqlite")
+            engine = create_engine(sync_url, connect_args={"timeout": 30})
+
+            @event.listens_for(engine, "connect")
+            def _pragmas(dbapi_connection: Any, _record: Any) -> None:
+                cursor = dbapi_connection.cursor()
+                for pragma in (
+                    "journal_mode=WAL",
+                    "synchronous=NORMAL",
+                    "busy_timeout=30000",
+                    "cache_size=-512",
+                ):
+                    cursor.execute(f"PRAGMA {pragma}")
+                cursor.close()
+
+            return engine
+        return create_engine(url.url, pool_size=2, max_overflow=2, pool_pre_ping=True)
+
+    async def _db(self, fn: Callable[[Connection], T]) -> T:
+        """Run `fn(connection)` in one transaction, on this thread's loop."""
+        from sqlalchemy.util import greenlet_spawn
+
+        engine = self._engine
+        assert engine is not None
+
+        def create() -> None:
+            with engine.begin() as conn:
+                self._tables.metadata.create_all(conn, checkfirst=True)
+
+        def work() -> T:
+            with engine.begin() as conn:
+                return fn(conn)
+
+        try:
+            if not self._ready:
+                assert self._schema is not None
+                async with self._schema:  # one creator, even with a read and a flush at once
+                    if not self._ready:
+                        await greenlet_spawn(create)
+                        self._ready = True
+            return await greenlet_spawn(work)
+        except FlownbError:
+            raise
+        except Exception as exc:
+            reason = _reason(exc)
+            if "no such table" in reason or "does not exist" in reason:
+                self._ready = False  # dropped under us: create the tables again next time
+            raise FlownbError(f"history database {self.url.display}: {reason}") from exc
+
+    async def _flush_quietly(self) -> None:
+        try:
+            await self._flush()
+        except FlownbError as exc:
+            if self.last_error != str(exc):
+                log.warning("%s; records are kept in memory and written when it is back", exc)
+            self.last_error = str(exc)
+        else:
+            self.last_error = None
+
+    async def _flush(self) -> None:
+        assert self._writing is not None
+        async with self._writing:
+            records, audit = self._records, self._audit
+            while records or audit:
+                batch = [records.popleft() for _ in range(min(len(records), self.batch_size))]
+                events = [audit.popleft() for _ in range(len(audit))]
+                write = functools.partial(
+                    self._write, _rows(batch, _execution_row), _rows(events, _audit_row)
+                )
+                try:
+                    await self._db(write)
+                except FlownbError:
+                    records.extendleft(reversed(batch))
+                    audit.extendleft(reversed(events))
+                    raise
+
+    def _write(
+        self, rows: list[tuple[Any, ...]], audit_rows: list[dict[str, Any]], conn: Connection
+    ) -> None:
+        for start in range(0, len(rows), CHUNK):
+            chunk = rows[start : start + CHUNK]
+            sql = self._insert_sql(len(chunk))
+            if sql is not None:  # plain SQL, positional values: no per-row processing
+                conn.exec_driver_sql(sql, tuple(v for row in chunk for v in row))
+            else:
+                conn.exec_driver_sql(self._inserts[0] or "", chunk)
+        if audit_rows:
+            conn.execute(self._tables.audit.insert(), audit_rows)
+
+    def _call(self, coro: Coroutine[Any, Any, T]) -> asyncio.Future[T]:
+        """Run `coro` on the store's thread; an awaitable on the caller's loop."""
+        loop = self._ensure_thread()
+        return asyncio.wrap_future(asyncio.run_coroutine_threadsafe(coro, loop))
+
+    # --- HistoryStore -------------------------------------------------------------------------
+    def add(self, record: ExecutionRecord) -> None:
+        records = self._records
+        records.append(record)
+        if self._loop is None:
+            self._ensure_thread()
+        if len(records) >= self.batch_size and not self._woken:
+            self._wake_writer()
+
+    def add_audit(self, event: AuditEvent) -> None:
+        self._audit.append(event)
+        self._wake_writer()
+
+    def _wake_writer(self) -> None:
+        loop = self._ensure_thread()
+        self._woken = True
+        records = self._records
+        if len(records) > self.max_queue:
+            over = len(records) - self.max_queue
+            for _ in range(over):
+                records.popleft()
+            self.dropped += over
+        wake = self._wake
+        if wake is not None and not loop.is_closed():
+            loop.call_soon_threadsafe(wake.set)
+
+    async def start(self) -> None:
+        """Start the writer and make sure the database answers (tables created if missing)."""
+
+        async def check() -> None:
+            await self._db(lambda conn: None)
+
+        await self._call(check())
+
+    async def flush(self) -> None:
+        """Write everything queued so far."""
+        await self._call(self._flush())
+
+    async def query(
+        self,
+        *,
+        limit: int = 20,
+        status: str | None = None,
+        workflow: str | None = None,
+        action: str | None = None,
+        request_id: str | None = None,
+        before: float | None = None,
+    ) -> list[ExecutionRecord]:
+        from sqlalchemy import select
+
+        t = self._tables.executions
+        stmt = select(t).order_by(t.c.started.desc()).limit(max(0, limit))
+        for column, value in (
+            (t.c.status, status),
+            (t.c.workflow, workflow),
+            (t.c.action, action),
+            (t.c.request_id, request_id),
+        ):
+            if value is not None:
+                stmt = stmt.where(column == value)
+        if before is not None:
+            stmt = stmt.where(t.c.started < before)
+
+        async def read() -> list[ExecutionRecord]:
+            await self._flush()
+            return await self._db(lambda conn: [_execution(r) for r in conn.execute(stmt)])
+
+        return await self._call(read())
+
+    async def get(self, execution_id: str) -> ExecutionRecord | None:
+        from sqlalchemy import select
+
+        t = self._tables.executions
+        stmt = select(t).where(t.c.id == execution_id)
+
+        async def read() -> ExecutionRecord | None:
+            await self._flush()
+            row = await self._db(lambda conn: conn.execute(stmt).first())
+            return None if row is None else _execution(row)
+
+        return await self._call(read())
+
+    async def count(self) -> int:
+        """How many executions are stored."""
+        from sqlalchemy import func, select
+
+        stmt = select(func.count()).select_from(self._tables.executions)
+
+        async def read() -> int:
+            await self._flush()
+            return int(await self._db(lambda conn: conn.execute(stmt).scalar_one()))
+
+        return await self._call(read())
+
+    async def audit_events(
+        self, *, limit: int = 50, before: float | None = None
+    ) -> list[AuditEvent]:
+        from sqlalchemy import select
+
+        t = self._tables.audit
+        stmt = select(t).order_by(t.c.at.desc()).limit(max(0, limit))
+        if before is not None:
+            stmt = stmt.where(t.c.at < before)
+
+        async def read() -> list[AuditEvent]:
+            await self._flush()
+            return await self._db(lambda conn: [_audit(r) for r in conn.execute(stmt)])
+
+        return await self._call(read())
+
+    # --- retention ----------------------------------------------------------------------------
+    async def prune(self, now: float | None = None) -> dict[str, int]:
+        """Apply the retention rules now; returns how many rows each table lost."""
+
+        async def run() -> dict[str, int]:
+            await self._flush()
+            return await self._prune(time.time() if now is None else now)
+
+        return await self._call(run())
+
+    async def _prune(self, now: float) -> dict[str, int]:
+        from sqlalchemy import delete, select
+
+        tables, rule = self._tables, self.retention
+        if rule is None:
+            return {"executions": 0, "audit": 0, "dead_letters": 0}
+
+        def run(conn: Connection) -> dict[str, int]:
+            ex, au, dl = tables.executions, tables.audit, tables.dead_letters
+            counts = {"executions": 0, "audit": 0, "dead_letters": 0}
+            if rule.max_age is not None:
+                cutoff = now - rule.max_age
+                counts["executions"] += conn.execute(
+                    delete(ex).where(ex.c.started < cutoff)
+                ).rowcount
+                counts["audit"] += conn.execute(delete(au).where(au.c.at < cutoff)).rowcount
+                counts["dead_letters"] += conn.execute(
+                    delete(dl).where(dl.c.replayed.is_not(None), dl.c.replayed < cutoff)
+                ).rowcount
+            if rule.max_records is not None:
+                keep = max(0, rule.max_records)
+                newest = select(ex.c.started).order_by(ex.c.started.desc())
+                if keep == 0:
+                    counts["executions"] += conn.execute(delete(ex)).rowcount
+                else:
+                    edge = conn.execute(newest.offset(keep - 1).limit(1)).scalar()
+                    if edge is not None:
+                        counts["executions"] += conn.execute(
+                            delete(ex).where(ex.c.started < edge)
+                        ).rowcount
+            return counts
+
+        counts = await self._db(run)
+        if any(counts.values()):
+            log.info("history retention removed %s", counts)
+        return counts
+
+    # --- lifecycle ----------------------------------------------------------------------------
+    def close(self, timeout: float = 30.0) -> None:
+        """Write what is queued and end the writer thread (blocking)."""
+        loop, thread = self._loop, self._thread
+        if loop is None or thread is None:
+            return
+        atexit.unregister(self.close)
+        closing = self._closing
+        if closing is not None and not loop.is_closed():
+            try:
+                loop.call_soon_threadsafe(closing.set)
+                loop.call_soon_threadsafe(self._wake.set)  # type: ignore[union-attr]
+            except RuntimeError:  # the loop closed in between
+                pass
+        if thread is not threading.current_thread():
+            thread.join(timeout)
+        self._loop = self._thread = None
+        self._started.clear()
+
+    async def aclose(self) -> None:
+        """`close()` without blocking the caller's loop."""
+        await asyncio.to_thread(self.close)
+
+    async def drop_tables(self) -> None:
+        """Delete the store's tables (tests and tooling)."""
+
+        async def run() -> None:
+            await self._db(self._tables.metadata.drop_all)
+            self._ready = False
+
+        await self._call(run())
+
+
+class SqlDeadLetters:
+    """The dead letters of a `SqlHistory`: a `DeadLetterStore` in the same database.
+
+    Unlike execution records they are written at once (not batched): they are work to redo.
+    """
+
+    def __init__(self, history: SqlHistory) -> None:
+        self.history = history
+
+    def _run(self, fn: Callable[[Connection], T]) -> asyncio.Future[T]:
+        return self.history._call(self.history._db(fn))
+
+    @property
+    def _table(self) -> Table:
+        return self.history._tables.dead_letters
+
+    async def add(self, letter: DeadLetter) -> None:
+        row = _letter_row(letter)
+        t = self._table
+        await self._run(lambda conn: conn.execute(t.insert(), row))
+
+    async def get(self, letter_id: str) -> DeadLetter | None:
+        from sqlalchemy import select
+
+        stmt = select(self._table).where(self._table.c.id == letter_id)
+        row = await self._run(lambda conn: conn.execute(stmt).first())
+        return None if row is None else _letter(row)
+
+    async def list(
+        self,
+        *,
+        kind: str | None = None,
+        source: str | None = None,
+        include_replayed: bool = False,
+        limit: int = 100,
+    ) -> list[DeadLetter]:
+        from sqlalchemy import select
+
+        t = self._table
+        stmt = select(t).order_by(t.c.created.desc()).limit(max(0, limit))
+        if kind is not None:
+            stmt = stmt.where(t.c.kind == kind)
+        if source is not None:
+            stmt = stmt.where(t.c.source == source)
+        if not include_replayed:
+            stmt = stmt.where(t.c.replayed.is_(None))
+        return await self._run(lambda conn: [_letter(r) for r in conn.execute(stmt)])
+
+    async def mark_replayed(self, letter_id: str, when: float) -> None:
+        from sqlalchemy import update
+
+        t = self._table
+        stmt = update(t).where(t.c.id == letter_id).values(replayed=when)
+        await self._run(lambda conn: conn.execute(stmt))
+
+    async def delete(self, letter_id: str) -> bool:
+        from sqlalchemy import delete
+
+        t = self._table
+        stmt = delete(t).where(t.c.id == letter_id)
+        return bool(await self._run(lambda conn: conn.execute(stmt).rowcount))
+
+
+def _rows(items: list[Any], row: Callable[[Any], T]) -> list[T]:
+    """Rows of `items`; one that cannot be encoded is logged and left out, never retried."""
+    out = []
+    for item in items:
+        try:
+            out.append(row(item))
+        except (TypeError, ValueError) as exc:
+            log.error("history: cannot store %r: %s", item, exc)
+    return out
+
+
+def _reason(exc: BaseException) -> str:
+    try:
+        from flownb.db.errors import driver_message
+
+        return driver_message(exc)
+    except ImportError:  # pragma: no cover - flownb.db ships with flownb
+        return str(exc).splitlines()[0]
+
+
+def open_history(
+    url: str | None = None,
+    *,
+    data_dir: str | None = None,
+    retention: Retention | None = None,
+    **options: Any,
+) -> SqlHistory:
+    """The durable history at `url`, else `$FLOWNB_HISTORY_DB`, else the data directory's
+    SQLite file (`.flownb/history.db`): what `flownb run` and `flownb history` use."""
+    from flownb.datadir import history_url
+
+    return SqlHistory(url or history_url(data_dir), retention=retention, **options)
