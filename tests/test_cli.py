@@ -211,3 +211,74 @@ def test_port_in_use_is_one_line_and_exit_1(tmp_path: Path) -> None:
         "address already in use"
     ], result.stderr
     assert "Traceback" not in result.stderr
+
+
+HELLO = """modules:
+  - {name: server, type: http.server, config: {address: "127.0.0.1:${PORT}"}}
+  - {name: router, type: http.router}
+workflows:
+  http:
+    routes:
+      - {method: GET, path: /hello, handler: greet}
+pipelines:
+  greet:
+    - type: respond
+      body: {hello: GREETING}
+"""
+
+
+def read_until(proc: subprocess.Popen[str], text: str, seen: list[str]) -> str:
+    """The first stderr line holding `text` (every line read goes to `seen`)."""
+    assert proc.stderr is not None
+    for line in proc.stderr:
+        seen.append(line)
+        if text in line:
+            return line
+    pytest.fail(f"flownb run never said {text!r}:\n" + "".join(seen))
+
+
+def test_run_prints_new_tokens_once_and_reloads_on_sighup(tmp_path: Path) -> None:
+    port, config = free_port(), tmp_path / "wf.yaml"
+    config.write_text(HELLO.replace("GREETING", "world"))
+
+    def start() -> tuple[subprocess.Popen[str], list[str]]:
+        proc = subprocess.Popen(
+            [sys.executable, "-m", "flownb", "run", "wf.yaml"],
+            cwd=tmp_path,
+            stderr=subprocess.PIPE,
+            text=True,
+            env={**os.environ, "PYTHONUNBUFFERED": "1", "PORT": str(port)},
+        )
+        seen: list[str] = []
+        read_until(proc, "press Ctrl+C to stop", seen)
+        return proc, seen
+
+    proc, seen = start()
+    try:
+        saved = json.loads((tmp_path / ".flownb" / "api-tokens.json").read_text())
+        [shown] = [line for line in seen if "new API tokens" in line]
+        assert saved["write"] in shown and saved["read"] in shown
+        url = f"http://127.0.0.1:{port}/hello"
+        assert httpx.get(url).json() == {"hello": "world"}
+
+        config.write_text(HELLO.replace("GREETING", "again"))
+        proc.send_signal(signal.SIGHUP)
+        assert "revision 2" in read_until(proc, "SIGHUP: reloaded", seen)
+        assert httpx.get(url).json() == {"hello": "again"}
+
+        config.write_text(HELLO.replace("type: respond", "type: respnd"))
+        proc.send_signal(signal.SIGHUP)
+        read_until(proc, "SIGHUP: the config was not reloaded; still on revision 2", seen)
+        assert any("wf.yaml:" in line and "respnd" in line for line in seen), seen
+        assert httpx.get(url).json() == {"hello": "again"}, "the running config goes on"
+    finally:
+        proc.terminate()
+        _, err = proc.communicate(timeout=30)
+    assert proc.returncode == 0 and "Traceback" not in err + "".join(seen)
+
+    config.write_text(HELLO.replace("GREETING", "world"))
+    again, seen = start()  # the saved tokens are used, and not shown again
+    again.terminate()
+    again.communicate(timeout=30)
+    assert not any("new API tokens" in line for line in seen)
+    assert any("tokens: " in line and "api-tokens.json" in line for line in seen)
