@@ -195,7 +195,7 @@ async def test_reads_from_synchronous_code_and_other_loops(make_store: Factory) 
 async def test_a_database_that_cannot_be_reached_is_a_clear_error() -> None:
     store = SqlHistory("postgresql://postgres@127.0.0.1:1/test")
     try:
-        with pytest.raises(FlownbError, match=r"history database postgresql\+asyncpg://"):
+        with pytest.raises(FlownbError, match=r"history database postgresql://"):
             await store.start()
         store.add(record("waits", time.time()))
         assert store.queued == 1  # kept in memory, written when the database is back

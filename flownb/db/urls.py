@@ -46,8 +46,9 @@ class DatabaseUrl:
 
     @property
     def display(self) -> str:
-        """The URL with the password masked: safe for logs and error messages."""
-        return unquote(self.url.render_as_string(hide_password=True))
+        """The URL as users write it (no driver name), password masked: for logs and errors."""
+        plain = self.url.set(drivername=self.url.get_backend_name())
+        return unquote(plain.render_as_string(hide_password=True))
 
     @property
     def memory(self) -> bool:
