@@ -17,9 +17,8 @@ from flownb.testing import Harness, run_engine
 
 EXAMPLES = Path(__file__).resolve().parent.parent / "examples"
 ALL = sorted(EXAMPLES.glob("*/*.yaml"))
-ADDRESSES = {
-    f"{name}_ADDRESS": "127.0.0.1:0" for name in ("HELLO", "ORDERS", "CHAT", "REPORT", "PAYMENTS")
-}
+SERVICES = ("HELLO", "ORDERS", "CHAT", "REPORT", "PAYMENTS", "INVENTORY")
+ADDRESSES = {f"{name}_ADDRESS": "127.0.0.1:0" for name in SERVICES}
 
 
 def example(name: str) -> str:
@@ -36,8 +35,9 @@ async def eventually(check: Callable[[], Awaitable[Any]], timeout: float = 5.0) 
             await asyncio.sleep(0.01)
 
 
-def test_there_are_five_examples() -> None:
-    assert {p.parent.name for p in ALL} >= {"hello", "orders", "chat", "scheduled", "events"}
+def test_there_are_the_documented_examples() -> None:
+    names = {p.parent.name for p in ALL}
+    assert names >= {"hello", "orders", "chat", "scheduled", "events", "inventory"}
 
 
 @pytest.mark.parametrize("path", ALL, ids=lambda p: p.parent.name)
@@ -186,3 +186,32 @@ async def test_payments_pattern_and_event_trigger() -> None:
         assert review == {"account": "acc-3", "amount": 9000}
         bad = await post(h, "/payments", {"type": "payment.weird", "account": "a", "amount": 1})
         assert bad.status_code == 400
+
+
+async def test_inventory_stock_over_sqlite_with_low_stock_alerts(tmp_path: Path) -> None:
+    environ = {**ADDRESSES, "INVENTORY_DB": f"sqlite:///{tmp_path / 'inventory.db'}"}
+    async with run_engine(example("inventory"), environ=environ) as h:
+        item = {"sku": "b-1", "name": "book", "qty": 5}
+        created = await post(h, "/items", item)
+        assert (created.status_code, created.json()) == (201, item)
+        again = await post(h, "/items", item)
+        assert again.status_code == 409 and "UNIQUE" in again.json()["error"]["message"]
+        assert (await h.client.get("/items/b-1")).json() == item
+        missing = await h.client.get("/items/nope")
+        assert (missing.status_code, missing.json()) == (404, {"error": "no item nope"})
+
+        first = await post(h, "/items/b-1/take", {"qty": 2})
+        assert first.json() == {"sku": "b-1", "qty": 3}
+        assert (await h.client.get("/alerts")).json() == [], "3 left is not low"
+        second = await post(h, "/items/b-1/take", {"qty": 2})
+        assert second.json() == {"sku": "b-1", "qty": 1}
+        refused = await post(h, "/items/b-1/take", {"qty": 2})
+        assert refused.status_code == 409, "the check and the update are one statement"
+        assert (await post(h, "/items/b-1/take", {"qty": 0})).status_code == 400
+
+        async def alerts() -> Any:
+            return (await h.client.get("/alerts")).json()
+
+        [alert] = await eventually(alerts)
+        assert (alert["sku"], alert["qty"]) == ("b-1", 1)
+        assert (await h.client.get("/items/b-1")).json()["qty"] == 1
