@@ -20,6 +20,7 @@ import re
 import shutil
 import subprocess
 import sys
+import tempfile
 import time
 import urllib.request
 from pathlib import Path
@@ -99,7 +100,13 @@ def main() -> None:
         raise SystemExit(f"Node-RED kit not found at {args.kit}")
 
     flownb_url = f"http://{FLOWNB_ADDRESS}/hello?n=1"
-    env = {**os.environ, "HELLO_ADDRESS": FLOWNB_ADDRESS}
+    data = tempfile.TemporaryDirectory()  # the history database and the API tokens
+    env = {
+        **os.environ,
+        "HELLO_ADDRESS": FLOWNB_ADDRESS,
+        "FLOWNB_DATA_DIR": data.name,
+        "FLOWNB_API_ADDRESS": "127.0.0.1:0",
+    }
     flownb_proc = subprocess.Popen(
         [
             sys.executable,
