@@ -428,18 +428,8 @@ def served(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Api]:
         loop.close()
 
 
-# What counts as refusing a request that breaks the schema: the defaults, and 413 (a body over
-# the API's size limit is refused before it is read).
-REJECTED = ["400", "401", "403", "404", "405", "406", "409", "413", "415", "422", "428", "429"]
-
-
 def operations(api: Api) -> list[Any]:
-    from schemathesis.config import SchemathesisConfig
-
-    config = SchemathesisConfig.from_dict(
-        {"checks": {"negative_data_rejection": {"expected-statuses": [*REJECTED, "5xx"]}}}
-    )
-    schema = schemathesis.openapi.from_dict(api.api.openapi(), config=config)
+    schema = schemathesis.openapi.from_dict(api.api.openapi())
     return [result.ok() for result in schema.get_all_operations()]
 
 
@@ -463,7 +453,13 @@ def test_schemathesis_no_5xx_and_replies_match_the_schema(served: Api) -> None:
                     headers=dict(AS_WRITER),
                     # A config or component that fits the schema can still be refused (an
                     # unknown module type, a forbidden import): 422 is the right answer then.
-                    excluded_checks=[schemathesis.checks.positive_data_acceptance],
+                    # And a value that breaks the schema can be valid once it is on the wire
+                    # (an "array" for a string query parameter arrives as a string), so
+                    # whether invalid data is refused is checked by the tests above instead.
+                    excluded_checks=[
+                        schemathesis.checks.positive_data_acceptance,
+                        schemathesis.checks.negative_data_rejection,
+                    ],
                 )
 
             check()

@@ -93,7 +93,14 @@ def _responses(op: Operation, refs: Refs) -> dict[str, Any]:
             schema: dict[str, Any] = {"type": "object"} if op.media == JSON else {"type": "string"}
             reply["content"] = {op.media: {"schema": schema}}
         out[str(status)] = reply
-    return out
+    # The HTTP server itself answers 400 in plain text, before any route runs, to a request
+    # line or headers it cannot read (malformed, or longer than 8 KB).
+    unreadable = {"text/plain": {"schema": {"type": "string"}}}
+    if "400" in out:
+        out["400"].setdefault("content", {}).update(unreadable)
+    else:
+        out["400"] = {"description": "the request could not be read", "content": unreadable}
+    return dict(sorted(out.items()))
 
 
 def document(operations: list[Operation]) -> dict[str, Any]:
