@@ -93,6 +93,11 @@ def lab(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Lab]:
     settings = home / "settings" / "@jupyterlab" / "apputils-extension"
     settings.mkdir(parents=True)
     (settings / "notification.jupyterlab-settings").write_text('{"fetchNews": "false"}')
+    # Start the notebook's own kernel without asking (the "Select Kernel" dialog otherwise
+    # comes up, or not, depending on how fast the session starts).
+    notebook = home / "settings" / "@jupyterlab" / "notebook-extension"
+    notebook.mkdir(parents=True)
+    (notebook / "tracker.jupyterlab-settings").write_text('{"autoStartDefaultKernel": true}')
     port, token = _free_port(), secrets.token_hex(16)
     env = {
         **os.environ,
@@ -233,10 +238,16 @@ def open_notebook(page: Page, lab: Lab, notebook: str) -> None:
     dialog = page.locator(".jp-Dialog")
     idle = page.locator(".jp-Notebook-ExecutionIndicator[data-status='idle']")
     deadline = time.monotonic() + 60
+    settled = 0  # polls in a row with the kernel idle and no dialog open
     while time.monotonic() < deadline:
         if dialog.count() and "Select Kernel" in dialog.inner_text():
             dialog.locator(".jp-mod-accept").click()
+            settled = 0
         elif idle.count():
-            return
+            settled += 1
+            if settled >= 5:  # a second: the dialog can still come up just after "idle"
+                return
+        else:
+            settled = 0
         page.wait_for_timeout(200)
     pytest.fail("the notebook's kernel did not become idle")
