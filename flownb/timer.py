@@ -1,4 +1,6 @@
-"""Timed repetition, shared by the `scheduler` module and the `schedule` trigger.
+"""Timed repetition, shared by the `scheduler` module, `notebook.job` and the `schedule` trigger.
+
+- `TimerSpec`: the cron / interval / timezone fields of their configs, checked once.
 
 - `Timetable`: when a schedule is due (a cron expression in a timezone, or a fixed interval).
 - `Ticker`: a task that sleeps on a `Clock` until the next due time and calls `tick(when)`;
@@ -15,24 +17,17 @@ import datetime as dt
 import logging
 import random
 from collections.abc import Awaitable, Callable
-from typing import Annotated, Any
+from typing import Annotated, Any, Self
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
-from pydantic import AfterValidator, Field
+from pydantic import AfterValidator, Field, model_validator
 
 from flownb.clock import Clock
 from flownb.errors import FlownbError
+from flownb.fields import Cron, Duration, Spec
 from flownb.stores import ScheduleStore
 
 log = logging.getLogger("flownb.schedule")
-
-
-def check_one_timer(cron: object, interval: float | None) -> None:
-    """A job runs on a cron expression or on an interval: exactly one of them, interval > 0."""
-    if (cron is None) == (interval is None):
-        raise ValueError("give exactly one of cron or interval")
-    if interval is not None and interval <= 0:
-        raise ValueError("interval must be more than 0 seconds")
 
 
 def _check_timezone(value: str) -> str:
@@ -103,6 +98,29 @@ class Timetable:
 
 
 Tick = Callable[[dt.datetime], object]
+
+
+class TimerSpec(Spec):
+    """When a job runs: on a cron expression or on an interval (exactly one), in a timezone.
+
+    The config of every timed thing (the `scheduler` module, `notebook.job`, the schedule
+    trigger's jobs) starts with these fields.
+    """
+
+    cron: Cron | None = Field(None, description="run at these times, e.g. '*/5 * * * *'")
+    interval: Duration | None = Field(None, description="or run every so often, e.g. 30s")
+    timezone: TimeZoneName = "UTC"
+
+    @model_validator(mode="after")
+    def _one_timer(self) -> Self:
+        if (self.cron is None) == (self.interval is None):
+            raise ValueError("give exactly one of cron or interval")
+        if self.interval is not None and self.interval <= 0:
+            raise ValueError("interval must be more than 0 seconds")
+        return self
+
+    def timetable(self) -> Timetable:
+        return Timetable(cron=self.cron, interval=self.interval, timezone=self.timezone)
 
 
 class Ticker:

@@ -26,15 +26,15 @@ import time
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from pydantic import Field, field_validator, model_validator
+from pydantic import Field, field_validator
 
 from flownb.clock import Clock, SystemClock
 from flownb.errors import FlownbError
-from flownb.fields import Cron, Duration, Spec
+from flownb.fields import Duration
 from flownb.module import Module
 from flownb.registry import ModuleType
 from flownb.stores import MemoryScheduleStore, ScheduleStore
-from flownb.timer import JobRuns, Ticker, Timetable, TimeZoneName, check_one_timer
+from flownb.timer import JobRuns, Ticker, TimerSpec, Timetable
 
 if TYPE_CHECKING:
     from flownb.engine import Engine
@@ -49,13 +49,10 @@ STAMP = "%Y%m%d-%H%M%S"
 _KILL_GRACE = 5.0  # seconds between SIGTERM and SIGKILL for a run past its timeout
 
 
-class NotebookJobConfig(Spec):
+class NotebookJobConfig(TimerSpec):
     notebook: str = Field(
         description="the notebook to run (.ipynb), relative to the workflow file's folder"
     )
-    cron: Cron | None = Field(None, description="run at these times, e.g. '0 6 * * *'")
-    interval: Duration | None = Field(None, description="or run every so often, e.g. 1h")
-    timezone: TimeZoneName = "UTC"
     parameters: dict[str, Any] = Field(
         default_factory=dict,
         description=(
@@ -97,11 +94,6 @@ class NotebookJobConfig(Spec):
     progress: bool = Field(
         True, description="show a progress bar per run when the engine runs in a terminal"
     )
-
-    @model_validator(mode="after")
-    def _one_timer(self) -> NotebookJobConfig:
-        check_one_timer(self.cron, self.interval)
-        return self
 
     @field_validator("notebook")
     @classmethod
@@ -169,9 +161,7 @@ class NotebookJob(Module[NotebookJobConfig]):
 
     async def init(self, engine: Engine) -> None:
         config = self.config
-        self.timetable = Timetable(
-            cron=config.cron, interval=config.interval, timezone=config.timezone
-        )
+        self.timetable = config.timetable()
         self.clock = engine.clock
         self.store = engine.stores.schedules
         self._engine = engine

@@ -10,23 +10,20 @@ from __future__ import annotations
 import datetime as dt
 from typing import TYPE_CHECKING
 
-from pydantic import Field, model_validator
+from pydantic import Field
 
 from flownb.clock import Clock, SystemClock
-from flownb.fields import Cron, Duration, Spec
+from flownb.fields import Duration
 from flownb.module import Module
 from flownb.registry import ModuleType
 from flownb.stores import MemoryScheduleStore, ScheduleStore
-from flownb.timer import JobRuns, RunFn, Ticker, Timetable, TimeZoneName, check_one_timer
+from flownb.timer import JobRuns, RunFn, Ticker, TimerSpec, Timetable
 
 if TYPE_CHECKING:
     from flownb.engine import Engine
 
 
-class SchedulerConfig(Spec):
-    cron: Cron | None = Field(None, description="run at these times, e.g. '*/5 * * * *'")
-    interval: Duration | None = Field(None, description="or run every so often, e.g. 30s")
-    timezone: TimeZoneName = "UTC"
+class SchedulerConfig(TimerSpec):
     max_concurrent: int = Field(
         1, alias="maxConcurrent", ge=1, description="runs of one job at once; more are skipped"
     )
@@ -36,11 +33,6 @@ class SchedulerConfig(Spec):
     jitter: Duration | None = Field(
         None, description="delay each run by a random time up to this (spreads the load)"
     )
-
-    @model_validator(mode="after")
-    def _one_timer(self) -> SchedulerConfig:
-        check_one_timer(self.cron, self.interval)
-        return self
 
 
 class Scheduler(Module[SchedulerConfig]):
@@ -57,9 +49,7 @@ class Scheduler(Module[SchedulerConfig]):
 
     async def init(self, engine: Engine) -> None:
         config = self.config
-        self.timetable = Timetable(
-            cron=config.cron, interval=config.interval, timezone=config.timezone
-        )
+        self.timetable = config.timetable()
         self.clock = engine.clock
         self.store = engine.stores.schedules
         self._engine = engine

@@ -6,30 +6,19 @@ import asyncio
 import datetime as dt
 from typing import Any
 
-from pydantic import Field, model_validator
+from pydantic import Field
 
-from flownb.fields import Cron, Duration, Name, Spec
-from flownb.timer import JobRuns, RunFn, Ticker, Timetable, TimeZoneName
+from flownb.fields import Name, Spec
+from flownb.timer import JobRuns, RunFn, Ticker, TimerSpec
 from flownb.triggers.base import Trigger
 from flownb.workflows.kinds import WorkflowKind
 
 
-class ScheduleJob(Spec):
+class ScheduleJob(TimerSpec):
     name: Name | None = Field(None, description="defaults to workflow:action")
-    cron: Cron | None = None
-    interval: Duration | None = None
-    timezone: TimeZoneName = "UTC"
     workflow: WorkflowKind
     action: str
     params: dict[str, Any] = Field(default_factory=dict)
-
-    @model_validator(mode="after")
-    def _one_timer(self) -> ScheduleJob:
-        if (self.cron is None) == (self.interval is None):
-            raise ValueError("give exactly one of cron or interval")
-        if self.interval is not None and self.interval <= 0:
-            raise ValueError("interval must be more than 0 seconds")
-        return self
 
 
 class ScheduleTriggerSpec(Spec):
@@ -51,7 +40,7 @@ class ScheduleTrigger(Trigger[ScheduleTriggerSpec]):
                 name = f"{name}#{i}"
             seen.add(name)
             runs = JobRuns(f"schedule trigger {name!r}", self._runner(job))
-            timetable = Timetable(cron=job.cron, interval=job.interval, timezone=job.timezone)
+            timetable = job.timetable()
             ticker = Ticker(f"trigger:{name}", timetable, runs.launch, clock=clock, store=store)
             self.timers.append((ticker, runs))
 
