@@ -64,6 +64,7 @@ class ExecutionContext:
         "engine",
         "error",
         "id",
+        "input",
         "node",
         "request",
         "request_id",
@@ -95,6 +96,7 @@ class ExecutionContext:
         self.workflow = workflow
         self.action = action
         self.data = data
+        self.input = data  # what the execution was started with (`data` may be replaced)
         self.request = request
         self.request_id = request_id
         self.vars: dict[str, Any] = {}

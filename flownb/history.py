@@ -19,16 +19,19 @@ flow through a workflow are not written to disk.
 from __future__ import annotations
 
 import asyncio
-import re
 import time
+from bisect import bisect_right
 from collections import deque
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
+from itertools import accumulate
 from typing import TYPE_CHECKING, Any, Literal, NamedTuple, Protocol, TypeVar, runtime_checkable
 
 import orjson
+from ahocorasick_rs import BytesAhoCorasick
 
+from flownb.errors import StepError
 from flownb.execution import Response, StepTrace
 
 if TYPE_CHECKING:
@@ -57,6 +60,8 @@ REDACTED = "[redacted]"
 
 
 def _default(value: Any) -> Any:
+    if isinstance(value, StepError):  # a step's error: its message names the step
+        return str(value)
     if isinstance(value, BaseException):
         return f"{type(value).__name__}: {value}"
     for attr in ("model_dump", "to_dict"):
@@ -111,19 +116,18 @@ class Redactor:
 
     The cheap check is a search for any of the words in the lowercased text (a value may
     contain one too: then the walk finds nothing to replace); only data that passes it is
-    walked and encoded again.
+    walked and encoded again. The search is an Aho-Corasick automaton that lets go of the
+    GIL, so `screen` checks a whole batch of records in one call while the engine runs on.
     """
 
     def __init__(self, words: Iterable[str] = DEFAULT_REDACT) -> None:
         self.words = tuple(w.lower() for w in words if w)
-        alternatives = "|".join(re.escape(w) for w in self.words)
-        self._probe = re.compile(alternatives.encode()) if self.words else None
-        self._probe_text = re.compile(alternatives) if self.words else None
+        self._matcher = BytesAhoCorasick([w.encode() for w in self.words]) if self.words else None
 
-    def needed(self, texts: Iterable[str]) -> bool:
-        """Might any of these JSON texts hold a secret key? (one search for all of them)"""
-        probe = self._probe_text
-        return probe is not None and probe.search("\x00".join(texts).lower()) is not None
+    def might_hold(self, data: bytes) -> bool:
+        """Might this JSON hold a secret key?"""
+        matcher = self._matcher
+        return matcher is not None and bool(matcher.find_matches_as_indexes(data.lower()))
 
     def secret(self, key: object) -> bool:
         lower = str(key).lower()
@@ -140,10 +144,28 @@ class Redactor:
     def encode(self, value: Any, limit: int) -> str:
         """Capped JSON text of `value`, secrets replaced."""
         data = json_bytes(value)
-        probe = self._probe
-        if probe is not None and probe.search(data.lower()) is not None:
+        if self.might_hold(data):
             data = json_bytes(self.clean(orjson.loads(data)))
         return _cut(data, limit)
+
+    def screen(self, details: Sequence[bytes | str]) -> list[str]:
+        """The texts of JSON documents, secrets replaced in the raw ones (bytes; text is
+        taken as already screened): one search over all of them, and only those it flags
+        are decoded, walked and encoded again."""
+        texts = [d if type(d) is str else d.decode() for d in details]  # type: ignore[union-attr]
+        matcher = self._matcher
+        raw = [i for i, d in enumerate(details) if type(d) is not str]
+        if matcher is None or not raw:
+            return texts
+        blobs = [details[i] for i in raw]
+        joined = b"\n".join(blobs).lower()  # type: ignore[arg-type]  # JSON has no raw newline
+        hits = matcher.find_matches_as_indexes(joined)
+        if hits:
+            ends = list(accumulate(len(b) + 1 for b in blobs))
+            for k in {bisect_right(ends, start) for _, start, _ in hits}:
+                value = self.clean(orjson.loads(blobs[k]))
+                texts[raw[k]] = orjson.dumps(value).decode()
+        return texts
 
 
 class StepRecord(NamedTuple):
@@ -162,7 +184,8 @@ class StepRecord(NamedTuple):
 
 @dataclass(slots=True)
 class ExecutionRecord:
-    """One execution. `started` is epoch seconds; inputs and outputs are capped JSON text."""
+    """One execution as readers see it. `started` is epoch seconds; inputs and outputs are
+    JSON text."""
 
     id: str
     trigger: str
@@ -194,6 +217,111 @@ class ExecutionRecord:
             "output": self.output,
             "steps": [s._asdict() for s in self.steps],
         }
+
+
+# The two layouts of `ExecutionRow.detail`, a JSON array `[layout, input, output, steps,
+# outputs]`. VALUES: the recorder's fast path, one encoding of the execution as it ran:
+# `input` and `output` are JSON values, `steps` is the trace (`[label, status, seconds, error,
+# data before]` rows) and `outputs` maps step labels to their results. TEXTS: every value is
+# already JSON text (cut, secrets replaced), `steps` rows are `[name, status, seconds, error,
+# input, output]` and `outputs` is empty.
+VALUES = 0
+TEXTS = 1
+
+
+def _value_text(value: Any) -> str | None:
+    return None if value is None else json_bytes(value).decode()
+
+
+def _same(text: Any) -> str | None:
+    return text if text is None else str(text)
+
+
+class ExecutionRow(NamedTuple):
+    """One execution as stores keep it: the columns the history is searched by, and `detail`
+    (inputs, outputs and steps as one JSON text, decoded only when the record is read).
+
+    The recorder builds it on the engine's hot path, so it is a plain tuple, in the history
+    table's column order: a database store writes it as it is. A `detail` in bytes has not
+    been searched for secrets yet: the store does that (`Redactor.screen`, a whole batch at
+    a time) before it keeps the text; `record()` reads text only.
+    """
+
+    id: str
+    trigger: str
+    workflow: str
+    action: str
+    status: str
+    started: float
+    duration_ms: float
+    node: str | None
+    request_id: str | None
+    error: str | None
+    detail: str | bytes
+
+    @classmethod
+    def of(cls, record: ExecutionRecord) -> ExecutionRow:
+        """The row of a record built by hand (its texts are kept as they are)."""
+        steps = [
+            (s.name, s.status, s.duration_ms / 1000.0, s.error, s.input, s.output)
+            for s in record.steps
+        ]
+        detail = orjson.dumps((TEXTS, record.input, record.output, steps, {})).decode()
+        return cls(
+            record.id,
+            record.trigger,
+            record.workflow,
+            record.action,
+            record.status,
+            record.started,
+            record.duration_ms,
+            record.node,
+            record.request_id,
+            record.error,
+            detail,
+        )
+
+    def record(self) -> ExecutionRecord:
+        """The record readers see: `detail` decoded into texts and steps."""
+        if type(self.detail) is not str:
+            raise TypeError("screen the row's detail for secrets before reading it")
+        layout, given, result, rows, outputs = orjson.loads(self.detail)
+        outputs = outputs or {}
+        text: Callable[[Any], str | None]
+        if layout == TEXTS:
+            text = _same
+            steps = [
+                StepRecord(name, status, seconds * 1000.0, error, _same(before), _same(after))
+                for name, status, seconds, error, before, after in rows
+            ]
+        else:
+            text = _value_text
+            steps = [
+                StepRecord(
+                    name,
+                    status,
+                    seconds * 1000.0,
+                    error,
+                    text(before),
+                    text(outputs.get(name)) if status == "ok" else None,
+                )
+                for name, status, seconds, error, before in rows
+            ]
+        return ExecutionRecord(
+            self.id,
+            self.trigger,
+            self.workflow,
+            self.action,
+            self.status,
+            self.started,
+            self.duration_ms,
+            self.node,
+            self.request_id,
+            self.error,
+            text(given),
+            text(result),
+            steps,
+        )
 
 
 @dataclass(slots=True)
@@ -235,7 +363,9 @@ class HistoryStore(Protocol):
     and return the newest first; `before` (epoch seconds) pages back through older records.
     """
 
-    def add(self, record: ExecutionRecord) -> None: ...
+    redactor: Redactor  # replaces secrets before a row is kept; the recorder's too
+
+    def add(self, row: ExecutionRow) -> None: ...
 
     def add_audit(self, event: AuditEvent) -> None: ...
 
@@ -258,7 +388,7 @@ class HistoryStore(Protocol):
 
 
 def matches(
-    record: ExecutionRecord,
+    record: ExecutionRow,
     *,
     status: str | None,
     workflow: str | None,
@@ -276,14 +406,21 @@ def matches(
 
 
 class MemoryHistory:
-    """The last `capacity` executions (and audit events), in memory."""
+    """The last `capacity` executions (and audit events), in memory; rows are decoded into
+    records when read."""
 
-    def __init__(self, capacity: int = 1000) -> None:
-        self._records: deque[ExecutionRecord] = deque(maxlen=capacity)
+    def __init__(self, capacity: int = 1000, *, redact: Iterable[str] = DEFAULT_REDACT) -> None:
+        self.redactor = Redactor(redact)
+        self._records: deque[ExecutionRow] = deque(maxlen=capacity)
         self._audit: deque[AuditEvent] = deque(maxlen=capacity)
 
-    def add(self, record: ExecutionRecord) -> None:
-        self._records.append(record)
+    def _record(self, row: ExecutionRow) -> ExecutionRecord:
+        if type(row.detail) is not str:
+            row = row._replace(detail=self.redactor.screen([row.detail])[0])
+        return row.record()
+
+    def add(self, row: ExecutionRow) -> None:
+        self._records.append(row)
 
     def add_audit(self, event: AuditEvent) -> None:
         self._audit.append(event)
@@ -309,7 +446,7 @@ class MemoryHistory:
                 request_id=request_id,
                 before=before,
             ):
-                out.append(record)
+                out.append(self._record(record))
                 if len(out) >= limit:
                     break
         return out
@@ -334,9 +471,9 @@ class MemoryHistory:
         )
 
     async def get(self, execution_id: str) -> ExecutionRecord | None:
-        for record in reversed(list(self._records)):
-            if record.id == execution_id:
-                return record
+        for row in reversed(list(self._records)):
+            if row.id == execution_id:
+                return self._record(row)
         return None
 
     async def audit_events(
@@ -381,26 +518,25 @@ def trigger_of(ctx: ExecutionContext) -> str:
     return "direct"
 
 
-_new_tuple = tuple.__new__  # builds a StepRecord without the Python-level __new__ (hot path)
-_MISSING = object()
+_new_tuple = tuple.__new__  # builds a NamedTuple without its Python-level __new__ (hot path)
 Capture = Literal["steps", "io", "none"]
 
 
 class HistoryRecorder:
-    """An execution observer writing one `ExecutionRecord` per execution to `store`.
+    """An execution observer writing one `ExecutionRow` per execution to `store`.
 
     It reads the steps from the execution's trace when it finishes (`traces = True`: no call
-    per step) and encodes then, each distinct value once: steps replace the data rather than
-    change it in place, so consecutive steps that leave the data alone share one text, and a
-    value that is both a step's output and the data (or the result) is encoded once. A Python
-    function that changes its input in place therefore shows in the steps' inputs as the
-    changed value.
+    per step) and encodes the whole execution in one call, as it is (the VALUES layout of
+    `ExecutionRow.detail`, as bytes: the store searches them for secrets, a batch at a time,
+    off the engine's thread). Only when that text is longer than `max_record_bytes` (or holds
+    a value JSON cannot take) does it take the careful way (TEXTS): each distinct value
+    encoded alone, cut at `max_bytes`, with the values of secret-looking keys replaced by the
+    store's `redactor`. A Python function that changes its input in place therefore shows in
+    the steps' inputs as the changed value.
 
     `capture` says what is kept besides names, statuses and timings: "steps" (the default:
     the execution's and every step's input and output), "io" (only the execution's input and
-    output: about a third of the cost on a short pipeline) or "none" (no JSON at all); True
-    and False mean "steps" and "none". `redact` lists the key words whose values are replaced
-    (default `DEFAULT_REDACT`; empty to keep everything).
+    output) or "none" (no data at all); True and False mean "steps" and "none".
     """
 
     traces = True
@@ -410,131 +546,110 @@ class HistoryRecorder:
         store: HistoryStore,
         *,
         max_bytes: int = 2048,
+        max_record_bytes: int = 16_384,
         capture: Capture | bool = "steps",
-        redact: Iterable[str] = DEFAULT_REDACT,
     ) -> None:
         self.store = store
         self.max_bytes = max_bytes
+        self.max_record_bytes = max_record_bytes
         if capture is True or capture is False:
             capture = "steps" if capture else "none"
         if capture not in ("steps", "io", "none"):
             raise ValueError(f"capture is one of steps, io, none; not {capture!r}")
         self.capture: Capture = capture
-        self.redactor = Redactor(redact)
-        self._inputs: dict[ExecutionContext, Any] = {}
-
-    def _json(self, value: Any) -> str:
-        return self.redactor.encode(value, self.max_bytes)
 
     def execution_started(self, ctx: ExecutionContext) -> None:
-        self._inputs[ctx] = ctx.data
+        """Nothing to do: the input is `ctx.input`."""
 
     def step_finished(
         self, ctx: ExecutionContext, step: str, status: str, duration: float, error: Any
     ) -> None:
         """Not called (the steps come from `ctx.trace`)."""
 
-    @staticmethod
-    def _captured(
-        ctx: ExecutionContext,
-        given: Any,
-        trace: Iterable[StepTrace],
-        encode: Callable[[Any], str],
-    ) -> tuple[list[StepRecord], str | None, str | None, Iterable[str]]:
-        """The steps, input and result as capped JSON text; each distinct object encoded once
-        (by identity: steps replace the data rather than change it in place)."""
-        memo: dict[int, Any] = {id(None): None}  # id -> text (None for None)
-        seen = memo.get
-        missing = _MISSING
-        outputs = ctx.steps
-        steps: list[StepRecord] = []
-        last: Any = missing  # consecutive steps usually share their input: no lookup then
-        last_text: Any = None
-        for name, status, seconds, error, before in trace:
-            if before is not last:
-                last = before
-                last_text = seen(id(before), missing)
-                if last_text is missing:
-                    last_text = memo[id(before)] = encode(before)
-            output: Any = None
-            if status == "ok":
-                value = outputs.get(name)
-                output = seen(id(value), missing)
-                if output is missing:
-                    output = memo[id(value)] = encode(value)
-            steps.append(
-                _new_tuple(
-                    StepRecord,
-                    (
-                        name,
-                        status,
-                        seconds * 1000.0,
-                        None if error is None else str(error),
-                        last_text,
-                        output,
-                    ),
-                )
-            )
-        data = seen(id(given), missing)
-        if data is missing:
-            data = memo[id(given)] = encode(given)
-        result: Any = None
-        if ctx.status == "ok":
-            value = ctx.result
-            result = seen(id(value), missing)
-            if result is missing:
-                result = memo[id(value)] = encode(value)
-        return steps, data, result, [t for t in memo.values() if t is not None]
-
     def execution_finished(self, ctx: ExecutionContext) -> None:
-        given = self._inputs.pop(ctx, None)
         elapsed = ctx.elapsed
-        trace = ctx.trace or ()
         ok = ctx.status == "ok"
-        capture = self.capture
-        if capture == "steps":
-            limit = self.max_bytes
-            steps, data, result, texts = self._captured(
-                ctx, given, trace, lambda value: _cut(json_bytes(value), limit)
-            )
-            if self.redactor.needed(texts):  # rare: encode again, secrets replaced
-                steps, data, result, _ = self._captured(ctx, given, trace, self._json)
-        else:
-            steps = [
-                _new_tuple(
-                    StepRecord,
-                    (
-                        name,
-                        status,
-                        seconds * 1000.0,
-                        None if error is None else str(error),
-                        None,
-                        None,
-                    ),
-                )
-                for name, status, seconds, error, _ in trace
-            ]
-            data = result = None
-            if capture == "io":
-                data = self._json(given)
-                result = self._json(ctx.result) if ok else None
         self.store.add(
-            ExecutionRecord(
-                ctx.id,
-                trigger_of(ctx),
-                ctx.workflow,
-                ctx.action,
-                ctx.status,
-                time.time() - elapsed,
-                elapsed * 1000.0,
-                ctx.node,
-                ctx.request_id,
-                None if ok else error_text(ctx.error),
-                data,
-                result,
-                steps,
+            _new_tuple(
+                ExecutionRow,
+                (
+                    ctx.id,
+                    trigger_of(ctx),
+                    ctx.workflow,
+                    ctx.action,
+                    ctx.status,
+                    time.time() - elapsed,
+                    elapsed * 1000.0,
+                    ctx.node,
+                    ctx.request_id,
+                    None if ok else error_text(ctx.error),
+                    self._detail(ctx, ok),
+                ),
             )
         )
+
+    def _detail(self, ctx: ExecutionContext, ok: bool) -> str | bytes:
+        """`ExecutionRow.detail`: the execution as it is in one encoding when that is small,
+        else the careful way (`_texts`)."""
+        trace = ctx.trace or ()
+        capture = self.capture
+        if capture == "steps":
+            layout: tuple[Any, ...] = (
+                VALUES,
+                ctx.input,
+                ctx.result if ok else None,
+                trace,
+                ctx.steps,
+            )
+        else:
+            rows = [
+                (name, status, seconds, error, None) for name, status, seconds, error, _ in trace
+            ]
+            given, result = (None, None) if capture == "none" else (ctx.input, ctx.result)
+            layout = (VALUES, given, result if ok else None, rows, None)
+        try:
+            data = orjson.dumps(layout, default=_default, option=_OPTIONS)
+        except (TypeError, orjson.JSONEncodeError):  # one odd value: encode each alone
+            return self._texts(ctx, ok, trace)
+        if len(data) > self.max_record_bytes:
+            return self._texts(ctx, ok, trace)
+        return data
+
+    def _texts(self, ctx: ExecutionContext, ok: bool, trace: Iterable[StepTrace]) -> str:
+        """The TEXTS layout: each distinct object encoded once (by identity: steps replace
+        the data rather than change it in place), cut at `max_bytes`, secrets replaced."""
+        encode = self.store.redactor.encode
+        limit = self.max_bytes
+        memo: dict[int, str | None] = {id(None): None}
+
+        def text(value: Any) -> str | None:
+            key = id(value)
+            found = memo.get(key, _MISSING)
+            if found is _MISSING:
+                found = memo[key] = encode(value, limit)
+            return found  # type: ignore[return-value]
+
+        steps = self.capture == "steps"
+        outputs = ctx.steps
+        rows = [
+            (
+                name,
+                status,
+                seconds,
+                None if error is None else str(error),
+                text(before) if steps else None,
+                text(outputs.get(name)) if steps and status == "ok" else None,
+            )
+            for name, status, seconds, error, before in trace
+        ]
+        given = result = None
+        if self.capture != "none":
+            given = text(ctx.input)
+            result = text(ctx.result) if ok else None
+        return orjson.dumps((TEXTS, given, result, rows, None)).decode()
+
+
+_MISSING = object()
 
 
 def history_table(records: list[ExecutionRecord]) -> Any:

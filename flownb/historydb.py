@@ -35,15 +35,17 @@ import logging
 import threading
 import time
 from collections import deque
-from collections.abc import Callable, Coroutine
+from collections.abc import Callable, Coroutine, Iterable
 from dataclasses import dataclass
+from itertools import chain
 from typing import TYPE_CHECKING, Any, TypeVar
 
 import orjson
 
+from flownb.datadir import HISTORY_ENV
 from flownb.deadletters import DeadLetter
 from flownb.errors import FlownbError
-from flownb.history import AuditEvent, ExecutionRecord, StepRecord
+from flownb.history import DEFAULT_REDACT, AuditEvent, ExecutionRecord, ExecutionRow, Redactor
 
 if TYPE_CHECKING:
     from sqlalchemy import Table
@@ -54,6 +56,8 @@ if TYPE_CHECKING:
 log = logging.getLogger("flownb.history")
 
 T = TypeVar("T")
+_new_tuple = tuple.__new__
+DETAIL = ExecutionRow._fields.index("detail")
 DAY = 86_400.0
 CHUNK = 200  # rows per INSERT statement (13 values each: within every database's limit)
 
@@ -87,9 +91,7 @@ class _Tables:
             Column("node", Text),
             Column("request_id", Text),
             Column("error", Text),
-            Column("input", Text),
-            Column("output", Text),
-            Column("steps", Text, nullable=False),
+            Column("detail", Text, nullable=False),  # inputs, outputs, steps: ExecutionRow
             Index(f"{prefix}executions_started", "started"),
             Index(f"{prefix}executions_workflow", "workflow", "started"),
             # No index on request_id: ids from clients are random, and keeping such an index
@@ -125,94 +127,8 @@ class _Tables:
         )
 
 
-# The columns of an execution row, in table order (inserts bind positionally).
-EXECUTION_COLUMNS = (
-    "id",
-    "trigger",
-    "workflow",
-    "action",
-    "status",
-    "started",
-    "duration_ms",
-    "node",
-    "request_id",
-    "error",
-    "input",
-    "output",
-    "steps",
-)
-
-
-def pack_steps(steps: list[StepRecord]) -> str:
-    """Steps as compact JSON: `[texts, [[name, status, ms, error, input, output]...]]` where
-    input and output index into `texts` (-1: none). A step's input is usually the previous
-    step's data, so each text is stored once."""
-    texts: list[str] = []
-    index: dict[str, int] = {}
-
-    def ref(text: str | None) -> int:
-        if text is None:
-            return -1
-        found = index.get(text)
-        if found is None:
-            found = index[text] = len(texts)
-            texts.append(text)
-        return found
-
-    rows = [(s[0], s[1], s[2], s[3], ref(s[4]), ref(s[5])) for s in steps]
-    return orjson.dumps((texts, rows)).decode()
-
-
-def unpack_steps(text: str) -> list[StepRecord]:
-    texts, rows = orjson.loads(text)
-    return [
-        StepRecord(
-            name,
-            status,
-            ms,
-            error,
-            None if i < 0 else texts[i],
-            None if o < 0 else texts[o],
-        )
-        for name, status, ms, error, i, o in rows
-    ]
-
-
-def _execution_row(r: ExecutionRecord) -> tuple[Any, ...]:
-    return (
-        r.id,
-        r.trigger,
-        r.workflow,
-        r.action,
-        r.status,
-        r.started,
-        r.duration_ms,
-        r.node,
-        r.request_id,
-        r.error,
-        r.input,
-        r.output,
-        pack_steps(r.steps),
-    )
-
-
 def _execution(row: Any) -> ExecutionRecord:
-    m = row._mapping
-    return ExecutionRecord(
-        m["id"],
-        m["trigger"],
-        m["workflow"],
-        m["action"],
-        m["status"],
-        m["started"],
-        m["duration_ms"],
-        m["node"],
-        m["request_id"],
-        m["error"],
-        m["input"],
-        m["output"],
-        unpack_steps(m["steps"]),
-    )
+    return _new_tuple(ExecutionRow, tuple(row)).record()
 
 
 def _audit_row(e: AuditEvent) -> dict[str, Any]:
@@ -291,6 +207,7 @@ class SqlHistory:
         flush_interval: float = 0.25,
         max_queue: int = 100_000,
         prefix: str = "flownb_",
+        redact: Iterable[str] = DEFAULT_REDACT,
     ) -> None:
         from flownb.db.urls import parse_dsn, require_driver
 
@@ -301,10 +218,11 @@ class SqlHistory:
         self.flush_interval = flush_interval
         self.max_queue = max_queue
         self.prefix = prefix
+        self.redactor = Redactor(redact)
         self.dropped = 0  # records dropped because the queue was full (database down)
         self.last_error: str | None = None
         self.dead_letters = SqlDeadLetters(self)
-        self._records: deque[ExecutionRecord] = deque()
+        self._records: deque[ExecutionRow] = deque()
         self._audit: deque[AuditEvent] = deque()
         self._tables = _Tables(prefix)
         self._engine: Engine | None = None
@@ -399,10 +317,10 @@ class SqlHistory:
         engine = self._engine
         assert engine is not None
         compiled = self._tables.executions.insert().compile(dialect=engine.dialect)
-        if tuple(compiled.positiontup or ()) != EXECUTION_COLUMNS:
+        if tuple(compiled.positiontup or ()) != ExecutionRow._fields:
             raise FlownbError(f"unexpected insert parameters: {compiled.positiontup}")
         head, _, one = str(compiled).partition(" VALUES ")
-        width = len(EXECUTION_COLUMNS)
+        width = len(ExecutionRow._fields)
         style = engine.dialect.paramstyle
         sql: str | None
         if style == "qmark":
@@ -463,6 +381,7 @@ class SqlHistory:
         def create() -> None:
             with engine.begin() as conn:
                 self._tables.metadata.create_all(conn, checkfirst=True)
+                self._check_layout(conn)
 
         def work() -> T:
             with engine.begin() as conn:
@@ -484,6 +403,20 @@ class SqlHistory:
                 self._ready = False  # dropped under us: create the tables again next time
             raise FlownbError(f"history database {self.url.display}: {reason}") from exc
 
+    def _check_layout(self, conn: Connection) -> None:
+        """Refuse a table written in another layout (before inserts fail one batch at a time)."""
+        from sqlalchemy import inspect
+
+        table = self._tables.executions.name
+        found = {column["name"] for column in inspect(conn).get_columns(table)}
+        missing = [name for name in ExecutionRow._fields if name not in found]
+        if missing:
+            raise FlownbError(
+                f"history database {self.url.display}: table {table} has another layout "
+                f"(no column {', '.join(missing)}); move that database away, or give another "
+                f"one (--history-db, ${HISTORY_ENV})"
+            )
+
     async def _flush_quietly(self) -> None:
         try:
             await self._flush()
@@ -501,9 +434,7 @@ class SqlHistory:
             while records or audit:
                 batch = [records.popleft() for _ in range(min(len(records), self.batch_size))]
                 events = [audit.popleft() for _ in range(len(audit))]
-                write = functools.partial(
-                    self._write, _rows(batch, _execution_row), _rows(events, _audit_row)
-                )
+                write = functools.partial(self._write, batch, _rows(events, _audit_row))
                 try:
                     await self._db(write)
                 except FlownbError:
@@ -512,15 +443,19 @@ class SqlHistory:
                     raise
 
     def _write(
-        self, rows: list[tuple[Any, ...]], audit_rows: list[dict[str, Any]], conn: Connection
+        self, rows: list[ExecutionRow], audit_rows: list[dict[str, Any]], conn: Connection
     ) -> None:
+        width = len(ExecutionRow._fields)
         for start in range(0, len(rows), CHUNK):
             chunk = rows[start : start + CHUNK]
+            values: list[Any] = list(chain.from_iterable(chunk))
+            values[DETAIL::width] = self.redactor.screen(values[DETAIL::width])
             sql = self._insert_sql(len(chunk))
             if sql is not None:  # plain SQL, positional values: no per-row processing
-                conn.exec_driver_sql(sql, tuple(v for row in chunk for v in row))
+                conn.exec_driver_sql(sql, tuple(values))
             else:
-                conn.exec_driver_sql(self._inserts[0] or "", chunk)
+                rows_of = (tuple(values[i : i + width]) for i in range(0, len(values), width))
+                conn.exec_driver_sql(self._inserts[0] or "", list(rows_of))
         if audit_rows:
             conn.execute(self._tables.audit.insert(), audit_rows)
 
@@ -530,9 +465,9 @@ class SqlHistory:
         return asyncio.wrap_future(asyncio.run_coroutine_threadsafe(coro, loop))
 
     # --- HistoryStore -------------------------------------------------------------------------
-    def add(self, record: ExecutionRecord) -> None:
+    def add(self, row: ExecutionRow) -> None:
         records = self._records
-        records.append(record)
+        records.append(row)
         if self._loop is None:
             self._ensure_thread()
         if len(records) >= self.batch_size and not self._woken:

@@ -13,6 +13,7 @@ from flownb.engine import Engine
 from flownb.errors import FlownbError
 from flownb.history import (
     ExecutionRecord,
+    ExecutionRow,
     HistoryRecorder,
     HistoryStore,
     MemoryHistory,
@@ -54,7 +55,7 @@ def test_memory_history_is_a_ring_buffer_newest_first() -> None:
     store = MemoryHistory(capacity=3)
     assert isinstance(store, HistoryStore)
     for i, status in enumerate(["ok", "error", "ok", "error", "ok"]):
-        store.add(record(str(i), status))
+        store.add(ExecutionRow.of(record(str(i), status)))
     assert len(store) == 3
     assert [r.id for r in store.select()] == ["4", "3", "2"]
     assert [r.id for r in store.select(limit=1)] == ["4"]
@@ -119,6 +120,74 @@ async def test_inputs_and_outputs_are_capped() -> None:
         assert text is not None and len(text) < 140 and text.endswith("bytes)")
 
 
+async def test_a_small_execution_is_kept_whole_and_a_big_one_cut_per_value() -> None:
+    store = MemoryHistory()
+    engine = await engine_with(store, max_bytes=20, max_record_bytes=2000)
+    try:
+        await engine.trigger_workflow("pipeline", "order", {"qty": 1, "note": "x" * 100})
+        await engine.trigger_workflow("pipeline", "order", {"qty": 1, "note": "x" * 1000})
+    finally:
+        await engine.stop()
+    big, small = store.select()
+    assert json.loads(small.input or "") == {"qty": 1, "note": "x" * 100}, "under 2000: whole"
+    assert json.loads(small.steps[2].output or "")["stamped"] is True
+    assert big.input is not None and big.input.endswith("bytes)") and len(big.input) < 60
+    assert [s.name for s in big.steps] == ["priced", "checked", "stamped"]
+
+
+async def test_a_value_json_cannot_take_is_recorded_as_its_repr() -> None:
+    store = MemoryHistory()
+    engine = await engine_with(store)
+    try:
+        await engine.trigger_workflow("pipeline", "order", {"qty": 2**70})
+    finally:
+        await engine.stop()
+    [rec] = store.select()
+    assert rec.status == "ok" and str(2**70) in (rec.input or "")
+    assert [s.status for s in rec.steps] == ["ok", "ok", "ok"]
+
+
+async def test_secrets_are_replaced_before_anyone_reads_them() -> None:
+    store = MemoryHistory()
+    engine = await engine_with(store)
+    try:
+        await engine.trigger_workflow("pipeline", "order", {"qty": 1, "api_key": "k-123"})
+    finally:
+        await engine.stop()
+    [rec] = store.select()
+    texts = [rec.input, rec.output, *(s.input for s in rec.steps), *(s.output for s in rec.steps)]
+    assert not any("k-123" in (t or "") for t in texts)
+    assert '"api_key":"[redacted]"' in (rec.input or "")
+    assert store.select()[0].steps[0].input == rec.input
+
+
+def test_screen_searches_a_batch_once_and_rewrites_only_what_it_flags() -> None:
+    from flownb.history import Redactor
+
+    redactor = Redactor()
+    texts = redactor.screen(
+        [
+            b'{"a":1}',
+            '{"token":"already screened text is kept"}',
+            b'{"Cookie":"c","list":[{"PRIVATE_KEY":"p"}]}',
+            b'{"x":"my tokenizer"}',
+        ]
+    )
+    assert texts == [
+        '{"a":1}',
+        '{"token":"already screened text is kept"}',
+        '{"Cookie":"[redacted]","list":[{"PRIVATE_KEY":"[redacted]"}]}',
+        '{"x":"my tokenizer"}',
+    ]
+    assert Redactor(()).screen([b'{"password":"p"}']) == ['{"password":"p"}']
+
+
+def test_a_row_is_read_only_once_screened() -> None:
+    row = ExecutionRow.of(record("1"))._replace(detail=b"[0,null,null,[],null]")
+    with pytest.raises(TypeError, match="screen"):
+        row.record()
+
+
 async def test_timings_only() -> None:
     store = MemoryHistory()
     engine = await engine_with(store, capture=False)
@@ -150,8 +219,8 @@ pipelines:
     both = asyncio.Event()
 
     class Store(MemoryHistory):
-        def add(self, record: ExecutionRecord) -> None:
-            super().add(record)
+        def add(self, row: ExecutionRow) -> None:
+            super().add(row)
             if len(self) == 2:
                 both.set()
 

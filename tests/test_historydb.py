@@ -19,6 +19,7 @@ from flownb.errors import FlownbError
 from flownb.history import (
     AuditEvent,
     ExecutionRecord,
+    ExecutionRow,
     HistoryRecorder,
     HistoryStore,
     StepRecord,
@@ -60,8 +61,10 @@ async def make_store(request: pytest.FixtureRequest, tmp_path: Path) -> AsyncIte
 
 def record(
     id: str, started: float, status: str = "ok", workflow: str = "pipeline", **more: Any
-) -> ExecutionRecord:
-    return ExecutionRecord(id, "direct", workflow, "act", status, started, 1.5, **more)
+) -> ExecutionRow:
+    return ExecutionRow.of(
+        ExecutionRecord(id, "direct", workflow, "act", status, started, 1.5, **more)
+    )
 
 
 async def test_records_round_trip_newest_first_with_filters(make_store: Factory) -> None:
@@ -162,15 +165,21 @@ async def test_dead_letters_follow_the_store_contract(make_store: Factory) -> No
         assert await letters.get(b.id) is None
 
 
-async def test_writes_are_batched_off_the_engine_loop(make_store: Factory) -> None:
-    """`add` returns before anything is written; a read sees every record added before it."""
-    store = make_store(batch_size=10_000, flush_interval=60.0)
-    await store.start()
+async def recorded_engine(store: SqlHistory) -> Engine:
+    """A started engine with a one-step pipeline `p`, recording into `store`."""
     engine = Engine(
         parse_config("pipelines:\n  p: [{type: set, name: s, values: {a: 1}}]\n"),
         observers=[HistoryRecorder(store)],
     )
     await engine.start()
+    return engine
+
+
+async def test_writes_are_batched_off_the_engine_loop(make_store: Factory) -> None:
+    """`add` returns before anything is written; a read sees every record added before it."""
+    store = make_store(batch_size=10_000, flush_interval=60.0)
+    await store.start()
+    engine = await recorded_engine(store)
     try:
         for i in range(50):
             await engine.trigger_workflow("pipeline", "p", {"i": i})
@@ -216,3 +225,45 @@ async def test_open_history_defaults_to_the_data_directory(
         await store.aclose()
     assert (tmp_path / "data" / "history.db").is_file()
     assert oct((tmp_path / "data").stat().st_mode & 0o777) == "0o700"
+
+
+async def test_secrets_never_reach_the_database(make_store: Factory) -> None:
+    """The recorder hands over raw JSON; the writer searches each batch for secret-looking
+    keys and replaces their values before the row is written."""
+    store = make_store()
+    await store.start()
+    engine = await recorded_engine(store)
+    try:
+        await engine.trigger_workflow("pipeline", "p", {"user": "ann", "Password": "hunter22"})
+        await engine.trigger_workflow("pipeline", "p", {"note": "a tokenizer is fine"})
+        await store.flush()
+    finally:
+        await engine.stop()
+    from sqlalchemy import select
+
+    table = store._tables.executions
+    details = await store._call(
+        store._db(lambda conn: [r[0] for r in conn.execute(select(table.c.detail))])
+    )
+    assert len(details) == 2 and not any("hunter22" in d for d in details)
+    plain, secret = await store.query(limit=2)
+    assert secret.input is not None and '"Password":"[redacted]"' in secret.input
+    assert secret.steps[0].input == secret.input and '"user":"ann"' in secret.input
+    assert plain.input == '{"note":"a tokenizer is fine"}', "a word in a value changes nothing"
+
+
+async def test_a_table_of_another_layout_is_refused_with_a_clear_error(tmp_path: Path) -> None:
+    import sqlite3
+
+    path = tmp_path / "old.db"
+    with sqlite3.connect(path) as db:
+        db.execute("CREATE TABLE flownb_executions (id TEXT PRIMARY KEY, steps TEXT)")
+        db.execute("INSERT INTO flownb_executions VALUES ('kept', '[]')")
+    store = SqlHistory(f"sqlite:///{path}")
+    try:
+        with pytest.raises(FlownbError, match=r"no column trigger, .*detail.*move that database"):
+            await store.start()
+    finally:
+        store.close(timeout=5)
+    with sqlite3.connect(path) as db:
+        assert db.execute("SELECT id FROM flownb_executions").fetchall() == [("kept",)]
