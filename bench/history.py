@@ -2,7 +2,7 @@
 
 The workload is `bench/pipeline.py`'s 5-step pipeline, run back to back with
 `trigger_workflow` on one task. Configurations, measured in alternation (`--rounds` rounds of
-`--runs` executions each, best round kept): no history; the in-memory history; the durable
+`--runs` executions each): no history; the in-memory history; the durable
 history on a SQLite file; the durable history on PostgreSQL (127.0.0.1:5432, database
 `test`; `--no-postgres` to leave it out), each with every step's input and output captured
 (the default) and with only the execution's (`io`). Each round ends with a flush, so every
@@ -11,7 +11,9 @@ record was written inside the timed span.
 Two placements: `one-core` pins the whole process (engine, history writer, driver threads)
 to CPU 0, so the figure is the total cost on one core; `writer-free` pins only the engine's
 thread to CPU 0 and leaves the history writer free to use the other core, as it would on
-any multi-core machine. Target: history costs at most 20% of throughput.
+any multi-core machine. Target: history costs at most 20% of throughput. The cost is taken
+round by round against the same round's `off` (the host's speed drifts between rounds) and
+reported as the median over rounds with its quartiles, beside each configuration's best rate.
 
     python bench/history.py [--runs 20000] [--rounds 5] [--no-postgres]
 """
@@ -21,6 +23,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import os
+import statistics
 import tempfile
 import time
 from typing import Any
@@ -74,22 +77,27 @@ async def placement(name: str, args: argparse.Namespace, folder: str) -> dict[st
         await store.start()  # the writer thread exists before the engine's is pinned
     if hasattr(os, "sched_setaffinity"):
         os.sched_setaffinity(0, {0})  # this thread (the engine's) only, from here on
-    best: dict[str, float] = dict.fromkeys(configs, 0.0)
+    rates: dict[str, list[float]] = {key: [] for key in configs}
     try:
         for _ in range(args.rounds):
             for key, (store, capture) in configs.items():
-                best[key] = max(best[key], await rounds(store, capture, args.runs))
+                rates[key].append(await rounds(store, capture, args.runs))
     finally:
         for store in stores.values():
             await store.drop_tables()
             await store.aclose()
-    off = best["off"]
+    return {key: summary(rates[key], rates["off"]) for key in configs}
+
+
+def summary(rates: list[float], off: list[float]) -> dict[str, Any]:
+    """Best rate, and the cost against `off` of the same round (paired: this host's speed
+    drifts between rounds more than the costs measured), as its median and quartiles."""
+    costs = [(1 - rate / base) * 100 for rate, base in zip(rates, off, strict=True)]
+    quartiles = statistics.quantiles(costs, n=4) if len(costs) > 1 else [costs[0]] * 3
     return {
-        key: {
-            "executions_per_second": round(value),
-            "cost_percent": round((1 - value / off) * 100, 1) if key != "off" else 0.0,
-        }
-        for key, value in best.items()
+        "executions_per_second": round(max(rates)),
+        "cost_percent": round(statistics.median(costs), 1),
+        "cost_quartiles": [round(quartiles[0], 1), round(quartiles[2], 1)],
     }
 
 
@@ -113,9 +121,10 @@ def main() -> None:
     path = record("history", results)
     for where in ("one-core", "writer-free"):
         for key, value in results.get(where, {}).items():
+            low, high = value["cost_quartiles"]
             print(
-                f"{where:12} {key:9} {value['executions_per_second']:>8,} executions/s "
-                f"(history cost {value['cost_percent']}%)"
+                f"{where:12} {key:11} best {value['executions_per_second']:>7,} executions/s; "
+                f"history cost, median of rounds {value['cost_percent']}% ({low}..{high})"
             )
     print(f"-> {path}")
 

@@ -75,6 +75,7 @@ class ExecutionContext:
         "status",
         "steps",
         "trace",
+        "traced",
         "vars",
         "workflow",
     )
@@ -107,6 +108,7 @@ class ExecutionContext:
         self.error: BaseException | None = None
         self.started = time.perf_counter()
         self.trace: list[StepTrace] | None = None  # set by the engine when an observer reads it
+        self.traced: Any = None  # the data before the last step in `trace` (see StepTrace)
         self.scope: dict[str, Any] = {
             "data": data,
             "vars": self.vars,
@@ -129,8 +131,20 @@ class ExecutionContext:
 
 
 # One finished step as `ExecutionContext.trace` keeps it: (label, status, seconds, error,
-# the data before the step).
-StepTrace = tuple[str, str, float, Any, Any]
+# the data before the step); without the data (four items) when that is the same object as
+# the previous step's (before the first step: None), so a history encodes it once.
+StepTrace = tuple[str, str, float, Any] | tuple[str, str, float, Any, Any]
+
+
+def trace_step(ctx: ExecutionContext, row: tuple[str, str, float, Any], before: Any) -> None:
+    """Append a finished step to `ctx.trace`, its data left out when unchanged."""
+    trace = ctx.trace
+    if trace is not None:
+        if before is ctx.traced:
+            trace.append(row)
+        else:
+            ctx.traced = before
+            trace.append((*row, before))
 
 
 class ExecutionObserver(Protocol):
@@ -201,9 +215,7 @@ class Observers:
         before: Any = None,
     ) -> None:
         """A step finished; `before` is the data it started from (kept in `ctx.trace`)."""
-        trace = ctx.trace
-        if trace is not None:
-            trace.append((step, status, duration, error, before))
+        trace_step(ctx, (step, status, duration, error), before)
         self.notify(ctx, step, status, duration, error)
 
     def notify(

@@ -22,7 +22,7 @@ import asyncio
 import time
 from bisect import bisect_right
 from collections import deque
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Callable, Iterable
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from itertools import accumulate
@@ -148,24 +148,21 @@ class Redactor:
             data = json_bytes(self.clean(orjson.loads(data)))
         return _cut(data, limit)
 
-    def screen(self, details: Sequence[bytes | str]) -> list[str]:
-        """The texts of JSON documents, secrets replaced in the raw ones (bytes; text is
-        taken as already screened): one search over all of them, and only those it flags
-        are decoded, walked and encoded again."""
-        texts = [d if type(d) is str else d.decode() for d in details]  # type: ignore[union-attr]
+    def screen(self, details: list[bytes]) -> list[bytes]:
+        """JSON documents with the values of secret keys replaced: one search over all of
+        them (off the GIL), and only those it flags are decoded, walked and encoded again.
+        The same list comes back when nothing was flagged (the common case: no copy)."""
         matcher = self._matcher
-        raw = [i for i, d in enumerate(details) if type(d) is not str]
-        if matcher is None or not raw:
-            return texts
-        blobs = [details[i] for i in raw]
-        joined = b"\n".join(blobs).lower()  # type: ignore[arg-type]  # JSON has no raw newline
-        hits = matcher.find_matches_as_indexes(joined)
-        if hits:
-            ends = list(accumulate(len(b) + 1 for b in blobs))
-            for k in {bisect_right(ends, start) for _, start, _ in hits}:
-                value = self.clean(orjson.loads(blobs[k]))
-                texts[raw[k]] = orjson.dumps(value).decode()
-        return texts
+        if matcher is None or not details:
+            return details
+        hits = matcher.find_matches_as_indexes(b"\n".join(details).lower())  # JSON: no raw \n
+        if not hits:
+            return details
+        ends = list(accumulate(len(d) + 1 for d in details))
+        out = list(details)
+        for i in {bisect_right(ends, start) for _, start, _ in hits}:
+            out[i] = orjson.dumps(self.clean(orjson.loads(details[i])))
+        return out
 
 
 class StepRecord(NamedTuple):
@@ -224,7 +221,8 @@ class ExecutionRecord:
 # `input` and `output` are JSON values, `steps` is the trace (`[label, status, seconds, error,
 # data before]` rows) and `outputs` maps step labels to their results. TEXTS: every value is
 # already JSON text (cut, secrets replaced), `steps` rows are `[name, status, seconds, error,
-# input, output]` and `outputs` is empty.
+# input, output]` and `outputs` is empty. A VALUES row of four has the data before of the
+# row above it (see `flownb.execution.StepTrace`).
 VALUES = 0
 TEXTS = 1
 
@@ -242,9 +240,9 @@ class ExecutionRow(NamedTuple):
     (inputs, outputs and steps as one JSON text, decoded only when the record is read).
 
     The recorder builds it on the engine's hot path, so it is a plain tuple, in the history
-    table's column order: a database store writes it as it is. A `detail` in bytes has not
-    been searched for secrets yet: the store does that (`Redactor.screen`, a whole batch at
-    a time) before it keeps the text; `record()` reads text only.
+    table's column order: a database store writes it as it is. The recorder does not search
+    `detail` for secrets: the store does that (`Redactor.screen`, a whole batch at a time)
+    before it keeps or shows it.
     """
 
     id: str
@@ -257,7 +255,7 @@ class ExecutionRow(NamedTuple):
     node: str | None
     request_id: str | None
     error: str | None
-    detail: str | bytes
+    detail: bytes
 
     @classmethod
     def of(cls, record: ExecutionRecord) -> ExecutionRow:
@@ -266,7 +264,7 @@ class ExecutionRow(NamedTuple):
             (s.name, s.status, s.duration_ms / 1000.0, s.error, s.input, s.output)
             for s in record.steps
         ]
-        detail = orjson.dumps((TEXTS, record.input, record.output, steps, {})).decode()
+        detail = orjson.dumps((TEXTS, record.input, record.output, steps, {}))
         return cls(
             record.id,
             record.trigger,
@@ -282,9 +280,7 @@ class ExecutionRow(NamedTuple):
         )
 
     def record(self) -> ExecutionRecord:
-        """The record readers see: `detail` decoded into texts and steps."""
-        if type(self.detail) is not str:
-            raise TypeError("screen the row's detail for secrets before reading it")
+        """The record readers see: `detail` (screened) decoded into texts and steps."""
         layout, given, result, rows, outputs = orjson.loads(self.detail)
         outputs = outputs or {}
         text: Callable[[Any], str | None]
@@ -296,17 +292,16 @@ class ExecutionRow(NamedTuple):
             ]
         else:
             text = _value_text
-            steps = [
-                StepRecord(
-                    name,
-                    status,
-                    seconds * 1000.0,
-                    error,
-                    text(before),
-                    text(outputs.get(name)) if status == "ok" else None,
+            steps = []
+            before: Any = None
+            for row in rows:  # a row of four: the data before is the previous row's
+                name, status, seconds, error = row[:4]
+                if len(row) > 4:
+                    before = row[4]
+                output = text(outputs.get(name)) if status == "ok" else None
+                steps.append(
+                    StepRecord(name, status, seconds * 1000.0, error, text(before), output)
                 )
-                for name, status, seconds, error, before in rows
-            ]
         return ExecutionRecord(
             self.id,
             self.trigger,
@@ -415,9 +410,7 @@ class MemoryHistory:
         self._audit: deque[AuditEvent] = deque(maxlen=capacity)
 
     def _record(self, row: ExecutionRow) -> ExecutionRecord:
-        if type(row.detail) is not str:
-            row = row._replace(detail=self.redactor.screen([row.detail])[0])
-        return row.record()
+        return row._replace(detail=self.redactor.screen([row.detail])[0]).record()
 
     def add(self, row: ExecutionRow) -> None:
         self._records.append(row)
@@ -588,7 +581,7 @@ class HistoryRecorder:
             )
         )
 
-    def _detail(self, ctx: ExecutionContext, ok: bool) -> str | bytes:
+    def _detail(self, ctx: ExecutionContext, ok: bool) -> bytes:
         """`ExecutionRow.detail`: the execution as it is in one encoding when that is small,
         else the careful way (`_texts`)."""
         trace = ctx.trace or ()
@@ -602,9 +595,7 @@ class HistoryRecorder:
                 ctx.steps,
             )
         else:
-            rows = [
-                (name, status, seconds, error, None) for name, status, seconds, error, _ in trace
-            ]
+            rows = [row[:4] for row in trace]  # no data: every step "as the one before", None
             given, result = (None, None) if capture == "none" else (ctx.input, ctx.result)
             layout = (VALUES, given, result if ok else None, rows, None)
         try:
@@ -615,7 +606,7 @@ class HistoryRecorder:
             return self._texts(ctx, ok, trace)
         return data
 
-    def _texts(self, ctx: ExecutionContext, ok: bool, trace: Iterable[StepTrace]) -> str:
+    def _texts(self, ctx: ExecutionContext, ok: bool, trace: Iterable[StepTrace]) -> bytes:
         """The TEXTS layout: each distinct object encoded once (by identity: steps replace
         the data rather than change it in place), cut at `max_bytes`, secrets replaced."""
         encode = self.store.redactor.encode
@@ -631,22 +622,27 @@ class HistoryRecorder:
 
         steps = self.capture == "steps"
         outputs = ctx.steps
-        rows = [
-            (
-                name,
-                status,
-                seconds,
-                None if error is None else str(error),
-                text(before) if steps else None,
-                text(outputs.get(name)) if steps and status == "ok" else None,
+        rows = []
+        before: Any = None
+        for row in trace:
+            name, status, seconds, error = row[:4]
+            if len(row) > 4:
+                before = row[4]
+            rows.append(
+                (
+                    name,
+                    status,
+                    seconds,
+                    None if error is None else str(error),
+                    text(before) if steps else None,
+                    text(outputs.get(name)) if steps and status == "ok" else None,
+                )
             )
-            for name, status, seconds, error, before in trace
-        ]
         given = result = None
         if self.capture != "none":
             given = text(ctx.input)
             result = text(ctx.result) if ok else None
-        return orjson.dumps((TEXTS, given, result, rows, None)).decode()
+        return orjson.dumps((TEXTS, given, result, rows, None))
 
 
 _MISSING = object()

@@ -59,7 +59,26 @@ T = TypeVar("T")
 _new_tuple = tuple.__new__
 DETAIL = ExecutionRow._fields.index("detail")
 DAY = 86_400.0
-CHUNK = 200  # rows per INSERT statement (13 values each: within every database's limit)
+CHUNK = 1024  # rows per INSERT statement (11 values each: PostgreSQL takes 32,767; SQLite 32,766)
+OLD_SQLITE_CHUNK = 64  # SQLite before 3.32 takes 999 values per statement
+TRANSACTION = 16_384  # records written per transaction, at most
+
+
+def chunks(count: int, largest: int) -> list[tuple[int, int]]:
+    """(start, size) of the INSERTs writing `count` rows: `largest` rows each, then the rest in
+    falling powers of two, so only a handful of statements is ever prepared (and cached)."""
+    out: list[tuple[int, int]] = []
+    start = 0
+    while count - start >= largest:
+        out.append((start, largest))
+        start += largest
+    size = largest
+    while start < count:
+        size //= 2
+        if count - start >= size:
+            out.append((start, size))
+            start += size
+    return out
 
 
 @dataclass(frozen=True)
@@ -75,7 +94,7 @@ class _Tables:
     """The store's tables (names start with `prefix`, so tests and tenants can share a DB)."""
 
     def __init__(self, prefix: str) -> None:
-        from sqlalchemy import Column, Float, Index, Integer, MetaData, Table, Text
+        from sqlalchemy import Column, Float, Index, Integer, LargeBinary, MetaData, Table, Text
 
         self.metadata = MetaData()
         self.executions: Table = Table(
@@ -91,7 +110,7 @@ class _Tables:
             Column("node", Text),
             Column("request_id", Text),
             Column("error", Text),
-            Column("detail", Text, nullable=False),  # inputs, outputs, steps: ExecutionRow
+            Column("detail", LargeBinary, nullable=False),  # JSON of inputs, outputs, steps
             Index(f"{prefix}executions_started", "started"),
             Index(f"{prefix}executions_workflow", "workflow", "started"),
             # No index on request_id: ids from clients are random, and keeping such an index
@@ -236,6 +255,12 @@ class SqlHistory:
         self._writing: asyncio.Lock | None = None
         self._schema: asyncio.Lock | None = None
         self._inserts: dict[int, str | None] = {}  # rows -> INSERT of that many rows
+        self._chunk = CHUNK
+        if self.url.backend == "sqlite":
+            import sqlite3
+
+            if sqlite3.sqlite_version_info < (3, 32):
+                self._chunk = OLD_SQLITE_CHUNK
         self._ready = False
         self._next_prune = 0.0
 
@@ -431,8 +456,8 @@ class SqlHistory:
         assert self._writing is not None
         async with self._writing:
             records, audit = self._records, self._audit
-            while records or audit:
-                batch = [records.popleft() for _ in range(min(len(records), self.batch_size))]
+            while records or audit:  # all that is queued, in as few transactions as may be
+                batch = [records.popleft() for _ in range(min(len(records), TRANSACTION))]
                 events = [audit.popleft() for _ in range(len(audit))]
                 write = functools.partial(self._write, batch, _rows(events, _audit_row))
                 try:
@@ -446,10 +471,13 @@ class SqlHistory:
         self, rows: list[ExecutionRow], audit_rows: list[dict[str, Any]], conn: Connection
     ) -> None:
         width = len(ExecutionRow._fields)
-        for start in range(0, len(rows), CHUNK):
-            chunk = rows[start : start + CHUNK]
+        for start, size in chunks(len(rows), self._chunk):
+            chunk = rows[start : start + size]
             values: list[Any] = list(chain.from_iterable(chunk))
-            values[DETAIL::width] = self.redactor.screen(values[DETAIL::width])
+            details = values[DETAIL::width]
+            screened = self.redactor.screen(details)
+            if screened is not details:
+                values[DETAIL::width] = screened
             sql = self._insert_sql(len(chunk))
             if sql is not None:  # plain SQL, positional values: no per-row processing
                 conn.exec_driver_sql(sql, tuple(values))

@@ -118,7 +118,8 @@ class Metrics:
         trace = ctx.trace
         if trace:
             steps = series.steps
-            for name, step_status, seconds, _, _ in trace:
+            for row in trace:
+                name, step_status, seconds = row[0], row[1], row[2]
                 found = steps.get(name)
                 if found is None:
                     found = steps[name] = (Histogram(STEP_BUCKETS), [0])

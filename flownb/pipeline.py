@@ -142,8 +142,12 @@ class Pipeline:
                 raise error from exc
             if timed:  # the common path, inlined: one append, no call unless someone listens
                 took = time.perf_counter() - started
-                if trace is not None:
-                    trace.append((step.label, "ok", took, None, before))
+                if trace is not None:  # trace_step, inlined
+                    if before is ctx.traced:
+                        trace.append((step.label, "ok", took, None))
+                    else:
+                        ctx.traced = before
+                        trace.append((step.label, "ok", took, None, before))
                 if per_step:
                     observers.notify(ctx, step.label, "ok", took, None)
             ctx.steps[step.label] = out

@@ -135,6 +135,29 @@ async def test_a_small_execution_is_kept_whole_and_a_big_one_cut_per_value() -> 
     assert [s.name for s in big.steps] == ["priced", "checked", "stamped"]
 
 
+async def test_data_the_steps_leave_alone_is_encoded_once() -> None:
+    """Four steps over a 5 KB payload: the trace holds it once (with the input and the result,
+    15 KB, not 30), so the record stays under the default 16 KiB and is kept whole."""
+    steps = "".join(
+        f"    - {{type: set, name: s{i}, target: vars, values: {{n: {i}}}}}\n" for i in range(4)
+    )
+    store = MemoryHistory()
+    engine = Engine(
+        parse_config(f"pipelines:\n  p:\n{steps}"),
+        observers=[HistoryRecorder(store)],
+    )
+    await engine.start()
+    payload = {"blob": "x" * 5000}
+    try:
+        await engine.trigger_workflow("pipeline", "p", payload)
+    finally:
+        await engine.stop()
+    [rec] = store.select()
+    assert [s.name for s in rec.steps] == ["s0", "s1", "s2", "s3"]
+    assert all(json.loads(s.input or "") == payload for s in rec.steps)
+    assert [json.loads(s.output or "") for s in rec.steps][3] == {"n": 3}
+
+
 async def test_a_value_json_cannot_take_is_recorded_as_its_repr() -> None:
     store = MemoryHistory()
     engine = await engine_with(store)
@@ -165,27 +188,16 @@ def test_screen_searches_a_batch_once_and_rewrites_only_what_it_flags() -> None:
     from flownb.history import Redactor
 
     redactor = Redactor()
-    texts = redactor.screen(
-        [
-            b'{"a":1}',
-            '{"token":"already screened text is kept"}',
-            b'{"Cookie":"c","list":[{"PRIVATE_KEY":"p"}]}',
-            b'{"x":"my tokenizer"}',
-        ]
-    )
-    assert texts == [
-        '{"a":1}',
-        '{"token":"already screened text is kept"}',
-        '{"Cookie":"[redacted]","list":[{"PRIVATE_KEY":"[redacted]"}]}',
-        '{"x":"my tokenizer"}',
+    clean = [b'{"a":1}', b'{"b":"plain"}']
+    assert redactor.screen(clean) is clean, "nothing flagged: the same list, no copy"
+    batch = [b'{"a":1}', b'{"Cookie":"c","list":[{"PRIVATE_KEY":"p"}]}', b'{"x":"my tokenizer"}']
+    assert redactor.screen(batch) == [
+        b'{"a":1}',
+        b'{"Cookie":"[redacted]","list":[{"PRIVATE_KEY":"[redacted]"}]}',
+        b'{"x":"my tokenizer"}',
     ]
-    assert Redactor(()).screen([b'{"password":"p"}']) == ['{"password":"p"}']
-
-
-def test_a_row_is_read_only_once_screened() -> None:
-    row = ExecutionRow.of(record("1"))._replace(detail=b"[0,null,null,[],null]")
-    with pytest.raises(TypeError, match="screen"):
-        row.record()
+    assert batch[1] == b'{"Cookie":"c","list":[{"PRIVATE_KEY":"p"}]}', "the input is left as is"
+    assert Redactor(()).screen([b'{"password":"p"}']) == [b'{"password":"p"}']
 
 
 async def test_timings_only() -> None:

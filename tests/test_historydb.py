@@ -245,7 +245,7 @@ async def test_secrets_never_reach_the_database(make_store: Factory) -> None:
     details = await store._call(
         store._db(lambda conn: [r[0] for r in conn.execute(select(table.c.detail))])
     )
-    assert len(details) == 2 and not any("hunter22" in d for d in details)
+    assert len(details) == 2 and not any(b"hunter22" in bytes(d) for d in details)
     plain, secret = await store.query(limit=2)
     assert secret.input is not None and '"Password":"[redacted]"' in secret.input
     assert secret.steps[0].input == secret.input and '"user":"ann"' in secret.input
@@ -267,3 +267,28 @@ async def test_a_table_of_another_layout_is_refused_with_a_clear_error(tmp_path:
         store.close(timeout=5)
     with sqlite3.connect(path) as db:
         assert db.execute("SELECT id FROM flownb_executions").fetchall() == [("kept",)]
+
+
+def test_rows_are_written_in_a_few_statement_sizes() -> None:
+    from flownb.historydb import chunks
+
+    for count in (0, 1, 5, 1023, 1024, 1025, 3000):
+        parts = chunks(count, 1024)
+        assert sum(size for _, size in parts) == count
+        assert [start for start, _ in parts] == [
+            sum(s for _, s in parts[:i]) for i in range(len(parts))
+        ]
+        assert all(size & (size - 1) == 0 for _, size in parts), "powers of two: few statements"
+    assert [size for _, size in chunks(3000, 1024)] == [1024, 1024, 512, 256, 128, 32, 16, 8]
+
+
+async def test_a_large_backlog_is_written_whole(make_store: Factory) -> None:
+    store = make_store(batch_size=100_000, flush_interval=60.0)
+    await store.start()
+    now = time.time()
+    for i in range(3000):
+        store.add(record(f"b{i:05d}", now - 3000 + i, request_id=f"r{i}"))
+    assert store.queued == 3000
+    assert await store.count() == 3000
+    newest = await store.query(limit=2)
+    assert [r.id for r in newest] == ["b02999", "b02998"] and newest[0].request_id == "r2999"
