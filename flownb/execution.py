@@ -153,6 +153,8 @@ class ExecutionObserver(Protocol):
     An observer with a true `traces` attribute is not called per step: it reads the steps
     from `ctx.trace` in `execution_finished` instead (one list append per step for all such
     observers, instead of a call per step for each). `step_finished` is then never called.
+    One with a false `steps` attribute looks at no step at all: it is not called per step
+    and keeps no trace going.
     """
 
     def execution_started(self, ctx: ExecutionContext) -> None: ...
@@ -180,8 +182,10 @@ class Observers:
 
     def _set(self, items: tuple[ExecutionObserver, ...]) -> None:
         self._items = items
-        self._per_step = tuple(o for o in items if not getattr(o, "traces", False))
-        self.tracing = len(self._per_step) < len(items)
+        self._per_step = tuple(
+            o for o in items if getattr(o, "steps", True) and not getattr(o, "traces", False)
+        )
+        self.tracing = any(getattr(o, "traces", False) for o in items)
 
     def __bool__(self) -> bool:
         return bool(self._items)

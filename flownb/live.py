@@ -73,12 +73,13 @@ class NodeStats:
 class LiveStats:
     """Execution observer for live views; see the module docstring."""
 
+    steps = False  # looks at no step: not called after each one (flownb.execution)
+
     def __init__(self, *, interval: float = 0.1, limit: int = INSPECT_LIMIT) -> None:
         self.interval = interval
         self.limit = limit
         self._ids: Mapping[str, str] = {}
         self._nodes: dict[str, NodeStats] = {}
-        self._inputs: dict[ExecutionContext, Any] = {}
         self._dirty: set[str] = set()
         self._sinks: list[Sink] = []
         self._handle: asyncio.TimerHandle | None = None
@@ -119,7 +120,6 @@ class LiveStats:
 
     def reset(self) -> None:
         self._nodes.clear()
-        self._inputs.clear()
         self._dirty.clear()
 
     # --- observer hooks (hot path) --------------------------------------------------------
@@ -131,7 +131,6 @@ class LiveStats:
         if stats is None:
             stats = self._nodes[nid] = NodeStats()
         stats.inflight += 1
-        self._inputs[ctx] = ctx.data
         self._touch(nid)
 
     def step_finished(
@@ -152,7 +151,7 @@ class LiveStats:
         stats.total_ms += ms
         stats.last_ms = ms
         stats.at = time.time()
-        stats.last_input = self._inputs.pop(ctx, None)
+        stats.last_input = ctx.input
         if ctx.status == "error":
             stats.errors += 1
             stats.outcome = "error"

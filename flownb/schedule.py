@@ -37,6 +37,8 @@ def history_store(url: str | None = None, data_dir: str | None = None) -> Histor
 class RunReporter:
     """Says on `out` how each notebook run ended (an execution observer)."""
 
+    steps = False  # looks at no step: not called after each one (flownb.execution)
+
     def __init__(self, out: TextIO) -> None:
         self.out = out
         self.failed = 0

@@ -171,6 +171,8 @@ class ServeResult:
 class _Watch:
     """An execution observer counting what finishes during a serve and checking `until`."""
 
+    steps = False  # looks at no step: not called after each one (flownb.execution)
+
     def __init__(self, limits: ServeLimits) -> None:
         self.limits = limits
         self.progress = ServeProgress()

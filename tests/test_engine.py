@@ -160,6 +160,56 @@ async def test_errors_carry_the_step_and_observers_see_everything(registry: Regi
     ]
 
 
+async def test_observers_that_look_at_no_step_cost_no_call_and_no_trace(
+    registry: Registry,
+) -> None:
+    seen: list[tuple[str, ...]] = []
+
+    class Ends:
+        steps = False
+
+        def execution_started(self, ctx: ExecutionContext) -> None:
+            seen.append(("start", str(ctx.trace)))
+
+        def step_finished(self, *args: Any) -> None:
+            raise AssertionError("not called")
+
+        def execution_finished(self, ctx: ExecutionContext) -> None:
+            seen.append(("end", ctx.status))
+
+    class Reader:  # reads the trace when the execution ends
+        traces = True
+
+        def execution_started(self, ctx: ExecutionContext) -> None:
+            pass
+
+        def step_finished(self, *args: Any) -> None:
+            raise AssertionError("not called")
+
+        def execution_finished(self, ctx: ExecutionContext) -> None:
+            seen.append(("trace", *(row[0] for row in ctx.trace or ())))
+
+    engine = Engine(
+        parse_config(PIPE, registry=registry),
+        registry=registry,
+        functions={"wait": Gate(), "explode": explode},
+        observers=[Ends()],
+    )
+    async with engine:
+        assert not engine.observers.per_step and not engine.observers.tracing
+        await engine.trigger_workflow("pipeline", "greet", {})
+        engine.observers.add(Reader())
+        assert engine.observers.tracing and not engine.observers.per_step
+        await engine.trigger_workflow("pipeline", "greet", {})
+    assert seen == [
+        ("start", "None"),
+        ("end", "ok"),
+        ("start", "[]"),
+        ("end", "ok"),
+        ("trace", "0:set", "1:respond"),
+    ]
+
+
 async def test_graceful_stop_drains_in_flight_executions(registry: Registry) -> None:
     gate = Gate()
     engine = Engine(
