@@ -5,12 +5,13 @@
 `SqlHistory.dead_letters`, a `DeadLetterStore`; its audit table holds `AuditEvent`s.
 
 Writes never wait for the database: `add` appends to a queue, and a writer on the store's own
-thread (with its own event loop) writes the queue in batches, every `batch_size` records or
-every `flush_interval` seconds, whichever comes first. The store does not belong to any
-engine's loop, so one store serves engines on a notebook kernel's loop, on a `SyncEngine`
-thread and across reloads; reads from any loop (or from synchronous code, see
-`flownb.history.read_history`) are handed to that thread and first flush what is queued, so a
-read sees every record added before it. If the database is down, records wait in the queue
+thread (with its own event loop) writes the queue every `flush_interval` seconds, or sooner
+when `batch_size` records are waiting: rarely, since each write hands the GIL back and forth
+with the engine's thread, which costs the engine more than the write itself. The store does
+not belong to any engine's loop, so one store serves engines on a notebook kernel's loop, on
+a `SyncEngine` thread and across reloads; reads from any loop (or from synchronous code, see
+`flownb.history.read_history`) are handed to that thread and first flush what is queued, so
+a read sees every record added before it. If the database is down, records wait in the queue
 (at most `max_queue`; the oldest are dropped beyond, and counted in `dropped`).
 
 Retention runs on the same thread every `Retention.interval`: executions older than
@@ -65,20 +66,11 @@ TRANSACTION = 16_384  # records written per transaction, at most
 
 
 def chunks(count: int, largest: int) -> list[tuple[int, int]]:
-    """(start, size) of the INSERTs writing `count` rows: `largest` rows each, then the rest in
-    falling powers of two, so only a handful of statements is ever prepared (and cached)."""
-    out: list[tuple[int, int]] = []
-    start = 0
-    while count - start >= largest:
-        out.append((start, largest))
-        start += largest
-    size = largest
-    while start < count:
-        size //= 2
-        if count - start >= size:
-            out.append((start, size))
-            start += size
-    return out
+    """(start, size) of the INSERTs writing `count` rows: `largest` rows each, then the rest.
+
+    As few statements as may be: each one hands the GIL over to SQLite (or the network) and
+    back, and every such hand-over costs the engine's thread a wait for the GIL."""
+    return [(start, min(largest, count - start)) for start in range(0, count, largest)]
 
 
 @dataclass(frozen=True)
@@ -222,8 +214,8 @@ class SqlHistory:
         url: str,
         *,
         retention: Retention | None = None,
-        batch_size: int = 500,
-        flush_interval: float = 0.25,
+        batch_size: int = 10_000,
+        flush_interval: float = 0.5,
         max_queue: int = 100_000,
         prefix: str = "flownb_",
         redact: Iterable[str] = DEFAULT_REDACT,
@@ -358,6 +350,9 @@ class SqlHistory:
             sql = f"{head} VALUES {', '.join(groups)}"
         else:
             sql = None
+        if len(self._inserts) > 8:  # the full chunk and the last few tails, not every size
+            for key in [k for k in self._inserts if k not in (0, self._chunk)][:4]:
+                del self._inserts[key]
         self._inserts[count] = sql
         if style not in ("qmark", "numeric_dollar"):
             self._inserts[0] = str(compiled)  # the one-row form, for executemany
