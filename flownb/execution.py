@@ -11,7 +11,7 @@ import logging
 import os
 import random
 import time
-from collections.abc import Sequence
+from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, Protocol
 
@@ -134,6 +134,16 @@ class ExecutionContext:
 # the data before the step); without the data (four items) when that is the same object as
 # the previous step's (before the first step: None), so a history encodes it once.
 StepTrace = tuple[str, str, float, Any] | tuple[str, str, float, Any, Any]
+
+
+def traced_steps(trace: Iterable[Sequence[Any]]) -> Iterator[tuple[str, str, float, Any, Any]]:
+    """The rows of a trace (or of its JSON) each with its data before, filled in from the row
+    above where it was left out."""
+    before: Any = None
+    for row in trace:
+        if len(row) > 4:
+            before = row[4]
+        yield row[0], row[1], row[2], row[3], before
 
 
 def trace_step(ctx: ExecutionContext, row: tuple[str, str, float, Any], before: Any) -> None:

@@ -32,7 +32,7 @@ import orjson
 from ahocorasick_rs import BytesAhoCorasick
 
 from flownb.errors import StepError
-from flownb.execution import Response, StepTrace
+from flownb.execution import Response, StepTrace, traced_steps
 
 if TYPE_CHECKING:
     from collections.abc import Coroutine
@@ -231,8 +231,8 @@ def _value_text(value: Any) -> str | None:
     return None if value is None else json_bytes(value).decode()
 
 
-def _same(text: Any) -> str | None:
-    return text if text is None else str(text)
+def _same(text: str | None) -> str | None:
+    return text
 
 
 class ExecutionRow(NamedTuple):
@@ -264,7 +264,7 @@ class ExecutionRow(NamedTuple):
             (s.name, s.status, s.duration_ms / 1000.0, s.error, s.input, s.output)
             for s in record.steps
         ]
-        detail = orjson.dumps((TEXTS, record.input, record.output, steps, {}))
+        detail = orjson.dumps((TEXTS, record.input, record.output, steps, None))
         return cls(
             record.id,
             record.trigger,
@@ -292,16 +292,17 @@ class ExecutionRow(NamedTuple):
             ]
         else:
             text = _value_text
-            steps = []
-            before: Any = None
-            for row in rows:  # a row of four: the data before is the previous row's
-                name, status, seconds, error = row[:4]
-                if len(row) > 4:
-                    before = row[4]
-                output = text(outputs.get(name)) if status == "ok" else None
-                steps.append(
-                    StepRecord(name, status, seconds * 1000.0, error, text(before), output)
+            steps = [
+                StepRecord(
+                    name,
+                    status,
+                    seconds * 1000.0,
+                    error,
+                    text(before),
+                    text(outputs.get(name)) if status == "ok" else None,
                 )
+                for name, status, seconds, error, before in traced_steps(rows)
+            ]
         return ExecutionRecord(
             self.id,
             self.trigger,
@@ -622,22 +623,17 @@ class HistoryRecorder:
 
         steps = self.capture == "steps"
         outputs = ctx.steps
-        rows = []
-        before: Any = None
-        for row in trace:
-            name, status, seconds, error = row[:4]
-            if len(row) > 4:
-                before = row[4]
-            rows.append(
-                (
-                    name,
-                    status,
-                    seconds,
-                    None if error is None else str(error),
-                    text(before) if steps else None,
-                    text(outputs.get(name)) if steps and status == "ok" else None,
-                )
+        rows = [
+            (
+                name,
+                status,
+                seconds,
+                None if error is None else str(error),
+                text(before) if steps else None,
+                text(outputs.get(name)) if steps and status == "ok" else None,
             )
+            for name, status, seconds, error, before in traced_steps(trace)
+        ]
         given = result = None
         if self.capture != "none":
             given = text(ctx.input)
