@@ -1,21 +1,25 @@
 """Engine throughput with the execution history on and off (SQLite and PostgreSQL).
 
 The workload is `bench/pipeline.py`'s 5-step pipeline, run back to back with
-`trigger_workflow` on one task. Configurations, measured in alternation (`--rounds` rounds of
-`--runs` executions each): no history; the in-memory history; the durable
-history on a SQLite file; the durable history on PostgreSQL (127.0.0.1:5432, database
-`test`; `--no-postgres` to leave it out), each with every step's input and output captured
-(the default) and with only the execution's (`io`). Each round ends with a flush, so every
-record was written inside the timed span.
+`trigger_workflow` on one task. Configurations: no history; the in-memory history; the
+durable history on a SQLite file; the durable history on PostgreSQL (127.0.0.1:5432, database
+`test`; `--no-postgres` to leave it out), each written by a process of its own (as `flownb
+run` does: `SqlHistory(writer="process")`) and by a thread in the engine's process
+(`thread`), with every step's input and output captured. Each configuration has its own engine,
+started and warmed up once; then `--rounds` rounds run `--runs` executions on each engine in
+turn. A round ends with a flush, so every record was written inside the timed span; rounds
+are long (4 s and more) so that the writer works while the engine runs, as in a service, and
+the last flush (which the engine waits for) weighs little.
 
 Two placements: `one-core` pins the whole process (engine, history writer, driver threads)
 to CPU 0, so the figure is the total cost on one core; `writer-free` pins only the engine's
 thread to CPU 0 and leaves the history writer free to use the other core, as it would on
 any multi-core machine. Target: history costs at most 20% of throughput. The cost is taken
-round by round against the same round's `off` (the host's speed drifts between rounds) and
-reported as the median over rounds with its quartiles, beside each configuration's best rate.
+round by round against the same round's `off` (the host's speed drifts between rounds; short
+rounds in turn see the same drift) and reported as the median over rounds with its
+quartiles, beside each configuration's best rate.
 
-    python bench/history.py [--runs 20000] [--rounds 5] [--no-postgres]
+    python bench/history.py [--runs 100000] [--rounds 5] [--no-postgres]
 """
 
 from __future__ import annotations
@@ -36,53 +40,58 @@ from flownb.history import Capture, HistoryRecorder, HistoryStore, MemoryHistory
 from flownb.historydb import SqlHistory
 
 POSTGRES = "postgresql://postgres@127.0.0.1:5432/test"
+DATA = {"item": "book", "qty": 5}
 
 
-async def rounds(store: HistoryStore | None, capture: Capture, runs: int) -> float:
-    """Executions per second of one round (wall clock, flush included)."""
+async def started(store: HistoryStore | None, capture: Capture) -> Engine:
+    """An engine running the pipeline, recording into `store`, warmed up."""
     observers = [HistoryRecorder(store, capture=capture)] if store is not None else []
     engine = Engine(parse_config(CONFIG), observers=observers)
     await engine.start()
-    data = {"item": "book", "qty": 5}
+    for _ in range(2000):
+        await engine.trigger_workflow("pipeline", "five", DATA)
+    if isinstance(store, SqlHistory):
+        await store.flush()
+    return engine
+
+
+async def one_round(engine: Engine, store: HistoryStore | None, runs: int) -> float:
+    """Executions per second of one round (wall clock, flush included)."""
     trigger = engine.trigger_workflow
-    try:
-        for _ in range(500):  # warm-up
-            await trigger("pipeline", "five", data)
-        if isinstance(store, SqlHistory):
-            await store.flush()
-        started = time.perf_counter()
-        for _ in range(runs):
-            await trigger("pipeline", "five", data)
-        if isinstance(store, SqlHistory):
-            await store.flush()
-        return runs / (time.perf_counter() - started)
-    finally:
-        await engine.stop()
+    began = time.perf_counter()
+    for _ in range(runs):
+        await trigger("pipeline", "five", DATA)
+    if isinstance(store, SqlHistory):
+        await store.flush()
+    return runs / (time.perf_counter() - began)
 
 
 async def placement(name: str, args: argparse.Namespace, folder: str) -> dict[str, Any]:
-    sqlite = SqlHistory(f"sqlite:///{folder}/{name}.db", prefix="bench_")
+    sqlite = f"sqlite:///{folder}/{name}.db"
     configs: dict[str, tuple[HistoryStore | None, Capture]] = {
         "off": (None, "none"),
         "memory": (MemoryHistory(), "steps"),
-        "sqlite": (sqlite, "steps"),
-        "sqlite io": (sqlite, "io"),
+        "sqlite": (SqlHistory(sqlite, prefix="bench_", writer="process"), "steps"),
+        "sqlite thread": (SqlHistory(sqlite, prefix="bench_"), "steps"),
     }
     if not args.no_postgres:
-        postgres = SqlHistory(POSTGRES, prefix=f"bench{os.getpid()}_")
-        configs["postgres"] = (postgres, "steps")
-        configs["postgres io"] = (postgres, "io")
+        prefix = f"bench{os.getpid()}_"
+        configs["postgres"] = (SqlHistory(POSTGRES, prefix=prefix, writer="process"), "steps")
+        configs["postgres thread"] = (SqlHistory(POSTGRES, prefix=prefix), "steps")
     stores = {id(s): s for s, _ in configs.values() if isinstance(s, SqlHistory)}
     for store in stores.values():
         await store.start()  # the writer thread exists before the engine's is pinned
     if hasattr(os, "sched_setaffinity"):
         os.sched_setaffinity(0, {0})  # this thread (the engine's) only, from here on
     rates: dict[str, list[float]] = {key: [] for key in configs}
+    engines = {key: await started(store, capture) for key, (store, capture) in configs.items()}
     try:
         for _ in range(args.rounds):
-            for key, (store, capture) in configs.items():
-                rates[key].append(await rounds(store, capture, args.runs))
+            for key, (store, _) in configs.items():
+                rates[key].append(await one_round(engines[key], store, args.runs))
     finally:
+        for engine in engines.values():
+            await engine.stop()
         for store in stores.values():
             await store.drop_tables()
             await store.aclose()
@@ -103,7 +112,7 @@ def summary(rates: list[float], off: list[float]) -> dict[str, Any]:
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__)
-    parser.add_argument("--runs", type=int, default=20_000)
+    parser.add_argument("--runs", type=int, default=100_000)
     parser.add_argument("--rounds", type=int, default=5)
     parser.add_argument("--no-postgres", action="store_true")
     parser.add_argument("--placement", choices=["one-core", "writer-free", "both"], default="both")

@@ -458,10 +458,12 @@ class Engine:
         # what logs say this execution is (flownb.logs); reset below for nested executions
         execution_token = _execution_id_var.set(ctx.id)
         request_token = _request_id_var.set(request_id)
-        if observers:
+        watched = observers.active
+        if watched:
             if observers.tracing:
                 ctx.trace = []
-            observers.started(ctx)
+            if observers.starting:
+                observers.started(ctx)
         try:
             ctx.result = await fn(ctx)
             ctx.status = "ok"
@@ -473,7 +475,7 @@ class Engine:
             self._inflight -= 1
             if self._inflight == 0:
                 self._idle.set()
-            if observers:
+            if watched:
                 observers.finished(ctx)
             _request_id_var.reset(request_token)
             _execution_id_var.reset(execution_token)

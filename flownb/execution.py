@@ -108,7 +108,7 @@ class ExecutionContext:
         self.error: BaseException | None = None
         self.started = time.perf_counter()
         self.trace: list[StepTrace] | None = None  # set by the engine when an observer reads it
-        self.traced: Any = None  # the data before the last step in `trace` (see StepTrace)
+        self.traced: Any = data  # the data before the last step in `trace` (see StepTrace)
         self.scope: dict[str, Any] = {
             "data": data,
             "vars": self.vars,
@@ -132,14 +132,17 @@ class ExecutionContext:
 
 # One finished step as `ExecutionContext.trace` keeps it: (label, status, seconds, error,
 # the data before the step); without the data (four items) when that is the same object as
-# the previous step's (before the first step: None), so a history encodes it once.
+# the previous step's (for the first step: the execution's input), so a history encodes it
+# once.
 StepTrace = tuple[str, str, float, Any] | tuple[str, str, float, Any, Any]
 
 
-def traced_steps(trace: Iterable[Sequence[Any]]) -> Iterator[tuple[str, str, float, Any, Any]]:
+def traced_steps(
+    trace: Iterable[Sequence[Any]], given: Any = None
+) -> Iterator[tuple[str, str, float, Any, Any]]:
     """The rows of a trace (or of its JSON) each with its data before, filled in from the row
-    above where it was left out."""
-    before: Any = None
+    above where it was left out (above the first row: `given`, the execution's input)."""
+    before: Any = given
     for row in trace:
         if len(row) > 4:
             before = row[4]
@@ -164,7 +167,8 @@ class ExecutionObserver(Protocol):
     from `ctx.trace` in `execution_finished` instead (one list append per step for all such
     observers, instead of a call per step for each). `step_finished` is then never called.
     One with a false `steps` attribute looks at no step at all: it is not called per step
-    and keeps no trace going.
+    and keeps no trace going. One with a false `starts` attribute is not called when an
+    execution starts (a call per execution saved for observers that only look at the end).
     """
 
     def execution_started(self, ctx: ExecutionContext) -> None: ...
@@ -179,23 +183,31 @@ class ExecutionObserver(Protocol):
 class Observers:
     """A fan-out to the registered observers; a no-op when there are none.
 
-    `tracing` says whether executions keep a `trace` of their steps (some observer reads it).
+    `active` says whether there is any observer (a plain attribute: the engine asks twice per
+    execution), `tracing` whether executions keep a `trace` of their steps (some observer
+    reads it), `starting` whether some observer wants `execution_started`.
     """
 
-    __slots__ = ("_items", "_per_step", "tracing")
+    __slots__ = ("_items", "_per_step", "_starters", "active", "starting", "tracing")
 
     def __init__(self, items: Sequence[ExecutionObserver] = ()) -> None:
         self._items: tuple[ExecutionObserver, ...] = ()
         self._per_step: tuple[ExecutionObserver, ...] = ()
+        self._starters: tuple[ExecutionObserver, ...] = ()
+        self.active = False
         self.tracing = False
+        self.starting = False
         self._set(tuple(items))
 
     def _set(self, items: tuple[ExecutionObserver, ...]) -> None:
         self._items = items
+        self.active = bool(items)
         self._per_step = tuple(
             o for o in items if getattr(o, "steps", True) and not getattr(o, "traces", False)
         )
         self.tracing = any(getattr(o, "traces", False) for o in items)
+        self._starters = tuple(o for o in items if getattr(o, "starts", True))
+        self.starting = bool(self._starters)
 
     def __bool__(self) -> bool:
         return bool(self._items)
@@ -212,7 +224,7 @@ class Observers:
         self._set(tuple(o for o in self._items if o is not observer))
 
     def started(self, ctx: ExecutionContext) -> None:
-        for o in self._items:
+        for o in self._starters:
             try:
                 o.execution_started(ctx)
             except Exception:

@@ -14,6 +14,11 @@ a `SyncEngine` thread and across reloads; reads from any loop (or from synchrono
 a read sees every record added before it. If the database is down, records wait in the queue
 (at most `max_queue`; the oldest are dropped beyond, and counted in `dropped`).
 
+With `writer="process"` (what `flownb run` uses) the thread hands the execution rows to a
+process of its own instead (`flownb.historyproc`), which writes them: the database work
+then takes no share of the engine's GIL. Audit events, dead letters, reads and retention
+stay on the thread.
+
 Retention runs on the same thread every `Retention.interval`: executions older than
 `max_age` or beyond the newest `max_records` are deleted, audit events older than `max_age`,
 and dead letters only once replayed and older than `max_age` (undelivered work is never
@@ -39,7 +44,7 @@ from collections import deque
 from collections.abc import Callable, Coroutine, Iterable
 from dataclasses import dataclass
 from itertools import chain
-from typing import TYPE_CHECKING, Any, TypeVar
+from typing import TYPE_CHECKING, Any, Literal, TypeVar
 
 import orjson
 
@@ -47,6 +52,7 @@ from flownb.datadir import HISTORY_ENV
 from flownb.deadletters import DeadLetter
 from flownb.errors import FlownbError
 from flownb.history import DEFAULT_REDACT, AuditEvent, ExecutionRecord, ExecutionRow, Redactor
+from flownb.historyproc import WriterProcess, row_lines
 
 if TYPE_CHECKING:
     from sqlalchemy import Table
@@ -206,7 +212,8 @@ class SqlHistory:
     `Retention.interval` seconds and by `prune()`. The thread starts on first use;
     `await start()` starts it and checks the database (raising `FlownbError` when it cannot be
     reached); `close()` / `await aclose()` write what is queued and end the thread (also done
-    at interpreter exit).
+    at interpreter exit). `writer="process"` has the execution rows written by a process of
+    its own (`flownb.historyproc`), started with the first batch.
     """
 
     def __init__(
@@ -219,18 +226,28 @@ class SqlHistory:
         max_queue: int = 100_000,
         prefix: str = "flownb_",
         redact: Iterable[str] = DEFAULT_REDACT,
+        writer: Literal["thread", "process"] = "thread",
     ) -> None:
         from flownb.db.urls import parse_dsn, require_driver
 
         self.url: DatabaseUrl = parse_dsn(url)
         require_driver(self.url)
+        if writer not in ("thread", "process"):
+            raise ValueError(f"writer is 'thread' or 'process', not {writer!r}")
+        # an in-memory SQLite database lives in this process only
+        self.writer: Literal["thread", "process"] = "thread" if self.url.memory else writer
+        self._process: WriterProcess | None = None
+        # process writer: rows queued as their protocol lines, made on the adding thread
+        self._lines: deque[tuple[bytes, bytes]] | None = (
+            deque() if self.writer == "process" else None
+        )
         self.retention = retention  # None: nothing is deleted (readers, tools)
         self.batch_size = batch_size
         self.flush_interval = flush_interval
         self.max_queue = max_queue
         self.prefix = prefix
         self.redactor = Redactor(redact)
-        self.dropped = 0  # records dropped because the queue was full (database down)
+        self._dropped = 0  # records dropped because the queue was full (database down)
         self.last_error: str | None = None
         self.dead_letters = SqlDeadLetters(self)
         self._records: deque[ExecutionRow] = deque()
@@ -260,9 +277,17 @@ class SqlHistory:
         return f"<SqlHistory {self.url.display}>"
 
     @property
+    def dropped(self) -> int:
+        """Records dropped because the queue was full (database down), here and in the
+        writer process."""
+        process = self._process
+        return self._dropped + (process.status.dropped if process is not None else 0)
+
+    @property
     def queued(self) -> int:
-        """Records and audit events not written yet."""
-        return len(self._records) + len(self._audit)
+        """Records and audit events not written (or handed to the writer process) yet."""
+        lines = self._lines
+        return len(self._records) + len(self._audit) + (len(lines) if lines is not None else 0)
 
     @property
     def display(self) -> str:
@@ -319,6 +344,9 @@ class SqlHistory:
         finally:
             from sqlalchemy.util import greenlet_spawn
 
+            if self._process is not None:
+                self._process.close()
+                self._process = None
             await greenlet_spawn(self._engine.dispose)
 
     def _insert_sql(self, count: int) -> str | None:
@@ -444,12 +472,14 @@ class SqlHistory:
             if self.last_error != str(exc):
                 log.warning("%s; records are kept in memory and written when it is back", exc)
             self.last_error = str(exc)
-        else:
-            self.last_error = None
+        else:  # the writer process' last word on the database, if rows go through one
+            self.last_error = None if self._process is None else self._process.status.error
 
     async def _flush(self) -> None:
         assert self._writing is not None
         async with self._writing:
+            if self._lines is not None:  # rows go to the writer process, events stay here
+                self._hand_over(self._lines)
             records, audit = self._records, self._audit
             while records or audit:  # all that is queued, in as few transactions as may be
                 batch = [records.popleft() for _ in range(min(len(records), TRANSACTION))]
@@ -461,6 +491,29 @@ class SqlHistory:
                     records.extendleft(reversed(batch))
                     audit.extendleft(reversed(events))
                     raise
+
+    def _hand_over(self, lines: deque[tuple[bytes, bytes]]) -> None:
+        """Process writer: send the queued rows to the writer process (not waiting for them
+        to be written; `_synced` does)."""
+        if not lines:
+            return
+        if self._process is None:
+            self._process = WriterProcess(self)
+        pairs = [lines.popleft() for _ in range(len(lines))]
+        try:
+            self._process.send(pairs)
+        except FlownbError:
+            lines.extendleft(reversed(pairs))
+            raise
+
+    async def _synced(self) -> None:
+        """Everything added so far is in the database (or the writer process says why not)."""
+        await self._flush()
+        if self._process is not None:
+            status = self._process.sync()
+            self.last_error = status.error
+            if status.error is not None:
+                raise FlownbError(status.error)
 
     def _write(
         self, rows: list[ExecutionRow], audit_rows: list[dict[str, Any]], conn: Connection
@@ -489,11 +542,17 @@ class SqlHistory:
 
     # --- HistoryStore -------------------------------------------------------------------------
     def add(self, row: ExecutionRow) -> None:
-        records = self._records
-        records.append(row)
+        lines = self._lines
+        if lines is not None:  # one append: rows from several threads stay whole
+            lines.append(row_lines(row))
+            queued = len(lines)
+        else:
+            records = self._records
+            records.append(row)
+            queued = len(records)
         if self._loop is None:
             self._ensure_thread()
-        if len(records) >= self.batch_size and not self._woken:
+        if queued >= self.batch_size and not self._woken:
             self._wake_writer()
 
     def add_audit(self, event: AuditEvent) -> None:
@@ -503,12 +562,12 @@ class SqlHistory:
     def _wake_writer(self) -> None:
         loop = self._ensure_thread()
         self._woken = True
-        records = self._records
-        if len(records) > self.max_queue:
-            over = len(records) - self.max_queue
-            for _ in range(over):
-                records.popleft()
-            self.dropped += over
+        for queue in (self._records, self._lines):
+            if queue is not None and len(queue) > self.max_queue:
+                over = len(queue) - self.max_queue
+                for _ in range(over):
+                    queue.popleft()
+                self._dropped += over
         wake = self._wake
         if wake is not None and not loop.is_closed():
             loop.call_soon_threadsafe(wake.set)
@@ -523,7 +582,7 @@ class SqlHistory:
 
     async def flush(self) -> None:
         """Write everything queued so far."""
-        await self._call(self._flush())
+        await self._call(self._synced())
 
     async def query(
         self,
@@ -551,7 +610,7 @@ class SqlHistory:
             stmt = stmt.where(t.c.started < before)
 
         async def read() -> list[ExecutionRecord]:
-            await self._flush()
+            await self._synced()
             return await self._db(lambda conn: [_execution(r) for r in conn.execute(stmt)])
 
         return await self._call(read())
@@ -563,7 +622,7 @@ class SqlHistory:
         stmt = select(t).where(t.c.id == execution_id)
 
         async def read() -> ExecutionRecord | None:
-            await self._flush()
+            await self._synced()
             row = await self._db(lambda conn: conn.execute(stmt).first())
             return None if row is None else _execution(row)
 
@@ -576,7 +635,7 @@ class SqlHistory:
         stmt = select(func.count()).select_from(self._tables.executions)
 
         async def read() -> int:
-            await self._flush()
+            await self._synced()
             return int(await self._db(lambda conn: conn.execute(stmt).scalar_one()))
 
         return await self._call(read())
@@ -592,7 +651,7 @@ class SqlHistory:
             stmt = stmt.where(t.c.at < before)
 
         async def read() -> list[AuditEvent]:
-            await self._flush()
+            await self._synced()
             return await self._db(lambda conn: [_audit(r) for r in conn.execute(stmt)])
 
         return await self._call(read())
@@ -602,7 +661,7 @@ class SqlHistory:
         """Apply the retention rules now; returns how many rows each table lost."""
 
         async def run() -> dict[str, int]:
-            await self._flush()
+            await self._synced()
             return await self._prune(time.time() if now is None else now)
 
         return await self._call(run())

@@ -9,14 +9,14 @@ from __future__ import annotations
 
 import asyncio
 import logging
-import time
 from collections.abc import Awaitable, Callable
+from time import perf_counter
 from typing import TYPE_CHECKING, Annotated, Any, Literal
 
 from pydantic import Field, model_validator
 
 from flownb.errors import ExecutionError, StepError
-from flownb.execution import ExecutionContext
+from flownb.execution import ExecutionContext, trace_step
 from flownb.fields import Duration, Name, Ref, Spec
 
 if TYPE_CHECKING:
@@ -112,10 +112,14 @@ class Pipeline:
         trace = ctx.trace  # someone reads the steps when the execution ends
         timed = per_step or trace is not None
         scope = ctx.scope
+        # One clock reading per step: a step's end is the next one's start. It is read again
+        # only after what is not a step's own time (a skip check, observers, a recovery).
+        last = perf_counter() if timed else 0.0
         for step in self.steps:
             if step.skip is not None and step.skip(scope):
+                if timed:
+                    last = perf_counter()
                 continue
-            started = time.perf_counter() if timed else 0.0
             before = ctx.data
             try:
                 if step.timeout is None:
@@ -125,23 +129,27 @@ class Pipeline:
                         out = await step.run(ctx)
             except StopPipeline:
                 if timed:
-                    took = time.perf_counter() - started
-                    observers.step(ctx, step.label, "ok", took, None, before=before)
+                    self._ended(ctx, step.label, perf_counter() - last, before, per_step)
                 return True
             except Exception as exc:
                 error = _as_step_error(step, exc)
                 if timed:
-                    took = time.perf_counter() - started
-                    observers.step(ctx, step.label, "error", took, error, before=before)
+                    observers.step(
+                        ctx, step.label, "error", perf_counter() - last, error, before=before
+                    )
                 if step.on_error == "continue":
                     ctx.steps[step.label] = {"error": str(error)}
+                    if timed:
+                        last = perf_counter()
                     continue
                 if isinstance(step.on_error, OnErrorPipeline):
                     await self._recover(ctx, step.on_error.pipeline, error)
                     return True
                 raise error from exc
             if timed:  # the common path, inlined: one append, no call unless someone listens
-                took = time.perf_counter() - started
+                now = perf_counter()
+                took = now - last
+                last = now
                 if trace is not None:  # trace_step, inlined
                     if before is ctx.traced:
                         trace.append((step.label, "ok", took, None))
@@ -150,10 +158,19 @@ class Pipeline:
                         trace.append((step.label, "ok", took, None, before))
                 if per_step:
                     observers.notify(ctx, step.label, "ok", took, None)
+                    last = perf_counter()
             ctx.steps[step.label] = out
             if step.output is not None:
                 ctx.vars[step.output] = out
         return False
+
+    def _ended(
+        self, ctx: ExecutionContext, label: str, took: float, before: Any, per_step: bool
+    ) -> None:
+        """Trace (and tell) a step that ended the pipeline (`respond`), as the loop does."""
+        trace_step(ctx, (label, "ok", took, None), before)
+        if per_step:
+            self.engine.observers.notify(ctx, label, "ok", took, None)
 
     async def _recover(self, ctx: ExecutionContext, name: str, error: StepError) -> None:
         ctx.vars["error"] = {

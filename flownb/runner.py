@@ -116,7 +116,9 @@ async def _open_history(
         return None
     from flownb.historydb import open_history
 
-    store = open_history(history or None, data_dir=data_dir, retention=retention)
+    # rows are written by a process of their own: the database work needs no share of the
+    # engine's GIL (flownb.historyproc)
+    store = open_history(history or None, data_dir=data_dir, retention=retention, writer="process")
     try:
         await store.start()
     except FlownbError:

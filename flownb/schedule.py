@@ -38,6 +38,7 @@ class RunReporter:
     """Says on `out` how each notebook run ended (an execution observer)."""
 
     steps = False  # looks at no step: not called after each one (flownb.execution)
+    starts = False  # not called when an execution starts
 
     def __init__(self, out: TextIO) -> None:
         self.out = out

@@ -172,6 +172,7 @@ class _Watch:
     """An execution observer counting what finishes during a serve and checking `until`."""
 
     steps = False  # looks at no step: not called after each one (flownb.execution)
+    starts = False  # not called when an execution starts
 
     def __init__(self, limits: ServeLimits) -> None:
         self.limits = limits

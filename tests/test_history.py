@@ -7,11 +7,13 @@ import json
 import sys
 from typing import Any
 
+import orjson
 import pytest
 
 from flownb.engine import Engine
 from flownb.errors import FlownbError
 from flownb.history import (
+    VALUES,
     ExecutionRecord,
     ExecutionRow,
     HistoryRecorder,
@@ -168,6 +170,27 @@ async def test_a_value_json_cannot_take_is_recorded_as_its_repr() -> None:
     [rec] = store.select()
     assert rec.status == "ok" and str(2**70) in (rec.input or "")
     assert [s.status for s in rec.steps] == ["ok", "ok", "ok"]
+
+
+async def test_values_beyond_plain_json_are_kept_whole() -> None:
+    """Sets, integer keys and a failed step's error take the recorder's second encoding
+    (with a default and options); the record is still one whole value, not cut texts."""
+    store = MemoryHistory()
+    engine = await engine_with(store)
+    try:
+        await engine.trigger_workflow("pipeline", "order", {"qty": 1, "tags": {"a"}, 7: "seven"})
+        with pytest.raises(FlownbError):
+            await engine.trigger_workflow("pipeline", "broken", {"n": 1})
+    finally:
+        await engine.stop()
+    failed, done = store.select()
+    assert json.loads(done.input or "") == {"qty": 1, "tags": ["a"], "7": "seven"}
+    assert json.loads(done.steps[0].input or "") == {"qty": 1, "tags": ["a"], "7": "seven"}
+    assert [s.status for s in failed.steps] == ["ok", "error"]
+    assert "out of stock" in (failed.steps[1].error or "")
+    assert json.loads(failed.input or "") == {"n": 1}
+    layouts = [orjson.loads(row.detail)[0] for row in store._records]
+    assert layouts == [VALUES, VALUES], "one encoding of each execution, not a text per value"
 
 
 async def test_secrets_are_replaced_before_anyone_reads_them() -> None:

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import asyncio
 import os
+import signal
 import time
 from collections.abc import AsyncIterator, Callable
 from pathlib import Path
@@ -28,14 +29,21 @@ from flownb.history import (
 from flownb.historydb import Retention, SqlHistory, open_history
 from flownb.loader import parse_config
 
-BACKENDS = ["sqlite", "postgres"]
+# (database, who writes the rows: a thread of the engine's process or a process of its own)
+BACKENDS = [
+    ("sqlite", "thread"),
+    ("postgres", "thread"),
+    ("sqlite", "process"),
+    ("postgres", "process"),
+]
 Factory = Callable[..., SqlHistory]
 
 
-@pytest.fixture(params=BACKENDS)
+@pytest.fixture(params=BACKENDS, ids=[f"{db}-{writer}" for db, writer in BACKENDS])
 async def make_store(request: pytest.FixtureRequest, tmp_path: Path) -> AsyncIterator[Factory]:
     """Stores on one database; tables get a prefix of their own, dropped afterwards."""
-    if request.param == "postgres":
+    backend, writer = request.param
+    if backend == "postgres":
         require("postgres")
         url = POSTGRES_URL
     else:
@@ -45,6 +53,7 @@ async def make_store(request: pytest.FixtureRequest, tmp_path: Path) -> AsyncIte
 
     def make(**options: Any) -> SqlHistory:
         options.setdefault("prefix", prefix)
+        options.setdefault("writer", writer)
         store = SqlHistory(url, **options)
         made.append(store)
         return store
@@ -288,3 +297,33 @@ async def test_a_large_backlog_is_written_whole(make_store: Factory) -> None:
     assert await store.count() == 3000
     newest = await store.query(limit=2)
     assert [r.id for r in newest] == ["b02999", "b02998"] and newest[0].request_id == "r2999"
+
+
+async def test_the_writer_process_ends_with_the_store_and_is_replaced_if_it_dies(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    """Rows reach the database through a child process; killed, it is started again for the
+    next rows (those it held are lost, and a warning says so); closing the store ends it."""
+    store = SqlHistory(f"sqlite:///{tmp_path / 'h.db'}", writer="process", flush_interval=60.0)
+    await store.start()
+    try:
+        store.add(record("a", 1.0))
+        await store.flush()
+        assert store._process is not None and store._process._proc is not None
+        first = store._process._proc.pid
+        os.kill(first, signal.SIGKILL)
+        await asyncio.sleep(0.2)
+        store.add(record("b", 2.0))
+        assert [r.id for r in await store.query()] == ["b", "a"]
+        second = store._process._proc.pid
+        assert second != first
+        assert "history writer process exited" in caplog.text
+    finally:
+        await store.aclose()
+    with pytest.raises(ProcessLookupError):
+        os.kill(second, 0)  # gone: closing the store ended it
+    again = SqlHistory(f"sqlite:///{tmp_path / 'h.db'}")
+    try:
+        assert [r.id for r in await again.query()] == ["b", "a"], "written for good"
+    finally:
+        await again.aclose()
