@@ -3,7 +3,8 @@
 Four servers run `examples/hello/hello.yaml` in turn, each pinned to CPU 0 (wrk on CPU 1,
 `wrk -t1 -c50 -d10s` after a 3 s warm-up): `plain` (the engine alone, as `flownb run` served
 before metrics and history), `metrics` (the engine counting requests and executions),
-`metrics+history` (an `EngineService` recording every execution into a SQLite history), and
+`metrics+history` (an `EngineService` recording every execution into a SQLite history
+written by its writer process, as `flownb run` does), and
 `flownb run` as it runs by default (metrics, SQLite history, management API). Rounds
 alternate the servers; the best round of each is kept.
 
@@ -43,7 +44,7 @@ async def serve(mode: str, folder: str) -> None:
     stop = asyncio.Event()
     asyncio.get_running_loop().add_signal_handler(signal.SIGTERM, stop.set)
     if mode == "metrics+history":
-        store = SqlHistory(f"sqlite:///{folder}/history.db")
+        store = SqlHistory(f"sqlite:///{folder}/history.db", writer="process")
         service = EngineService(config, history=store)
         await service.start()
         await stop.wait()
