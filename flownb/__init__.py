@@ -8,36 +8,59 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any
 
-from flownb.config import Config, ModuleSpec
-from flownb.engine import Engine
-from flownb.errors import (
-    BuildError,
-    ConfigError,
-    Diagnostic,
-    ExecutionError,
-    FlownbError,
-    StepError,
-)
-from flownb.execution import ExecutionContext, Response
-from flownb.functions import Functions
-from flownb.loader import config_from_dict, dump_config, load_config, parse_config
-from flownb.module import Module
-from flownb.registry import ModuleType, Registry, default_registry, json_schema
-from flownb.stores import Stores
-from flownb.sync import SyncEngine
-
 if TYPE_CHECKING:
     from flownb.ai import generate
     from flownb.canvas import Canvas
     from flownb.components import component
+    from flownb.config import Config, ModuleSpec
+    from flownb.engine import Engine
+    from flownb.errors import (
+        BuildError,
+        ConfigError,
+        Diagnostic,
+        ExecutionError,
+        FlownbError,
+        StepError,
+    )
+    from flownb.execution import ExecutionContext, Response
+    from flownb.functions import Functions
+    from flownb.loader import config_from_dict, dump_config, load_config, parse_config
+    from flownb.module import Module
     from flownb.notebooks import NotebookFailed, execute
+    from flownb.registry import ModuleType, Registry, default_registry, json_schema
+    from flownb.stores import Stores
+    from flownb.sync import SyncEngine
     from flownb.workflow import Workflow
 
 __version__ = "0.1.0"
 
-# The notebook pieces load on first use: `import flownb` and `flownb run` stay free of
-# traitlets, ipywidgets and IPython.
+# Everything loads on first use: `import flownb.history` (the history's writer process, the
+# CLI's commands) does not load the engine, and `flownb run` stays free of traitlets,
+# ipywidgets and IPython.
 _LAZY = {
+    "Config": "flownb.config",
+    "ModuleSpec": "flownb.config",
+    "Engine": "flownb.engine",
+    "BuildError": "flownb.errors",
+    "ConfigError": "flownb.errors",
+    "Diagnostic": "flownb.errors",
+    "ExecutionError": "flownb.errors",
+    "FlownbError": "flownb.errors",
+    "StepError": "flownb.errors",
+    "ExecutionContext": "flownb.execution",
+    "Response": "flownb.execution",
+    "Functions": "flownb.functions",
+    "config_from_dict": "flownb.loader",
+    "dump_config": "flownb.loader",
+    "load_config": "flownb.loader",
+    "parse_config": "flownb.loader",
+    "Module": "flownb.module",
+    "ModuleType": "flownb.registry",
+    "Registry": "flownb.registry",
+    "default_registry": "flownb.registry",
+    "json_schema": "flownb.registry",
+    "Stores": "flownb.stores",
+    "SyncEngine": "flownb.sync",
     "Canvas": "flownb.canvas",
     "Workflow": "flownb.workflow",
     "component": "flownb.components",
