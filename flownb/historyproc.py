@@ -98,13 +98,16 @@ class WriterProcess:
             )
             self._end(proc)
         store = self.store
-        proc = subprocess.Popen(
-            [sys.executable, "-m", "flownb.historyproc"],
-            stdin=subprocess.PIPE,
-            stdout=subprocess.PIPE,
-            bufsize=0,
-            start_new_session=True,  # Ctrl+C in a terminal is the parent's to handle
-        )
+        try:
+            proc = subprocess.Popen(
+                [sys.executable, "-m", "flownb.historyproc"],
+                stdin=subprocess.PIPE,
+                stdout=subprocess.PIPE,
+                bufsize=0,
+                start_new_session=True,  # Ctrl+C in a terminal is the parent's to handle
+            )
+        except OSError as exc:  # rows stay queued (up to max_queue) and the engine runs on
+            raise FlownbError(f"history writer process could not start: {exc}") from exc
         assert proc.stdin is not None and proc.stdout is not None
         with contextlib.suppress(OSError, ImportError, AttributeError):
             import fcntl  # Linux: a larger pipe, fewer and larger writes, fewer GIL hand-overs

@@ -327,3 +327,21 @@ async def test_the_writer_process_ends_with_the_store_and_is_replaced_if_it_dies
         assert [r.id for r in await again.query()] == ["b", "a"], "written for good"
     finally:
         await again.aclose()
+
+
+async def test_a_writer_process_that_cannot_start_keeps_the_rows_queued(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Reads say why; the rows wait in the queue and are written once the process starts."""
+    store = SqlHistory(f"sqlite:///{tmp_path / 'h.db'}", writer="process", flush_interval=60.0)
+    await store.start()
+    try:
+        store.add(record("a", 1.0))
+        monkeypatch.setattr("sys.executable", str(tmp_path / "no-such-python"))
+        with pytest.raises(FlownbError, match="history writer process could not start"):
+            await store.query()
+        assert store.queued == 1, "the row is kept"
+        monkeypatch.undo()
+        assert [r.id for r in await store.query()] == ["a"]
+    finally:
+        await store.aclose()
