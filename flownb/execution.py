@@ -210,7 +210,7 @@ class Observers:
         self.starting = bool(self._starters)
 
     def __bool__(self) -> bool:
-        return bool(self._items)
+        return self.active
 
     @property
     def per_step(self) -> bool:

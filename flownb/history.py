@@ -509,11 +509,6 @@ def read_history(store: HistoryStore, **filters: Any) -> list[ExecutionRecord]:
 _TRIGGERS = {"Request": "http", "Message": "message"}
 
 
-def trigger_of(ctx: ExecutionContext) -> str:
-    """What started an execution, read off its request: http, message, or direct."""
-    return _TRIGGERS.get(type(ctx.request).__name__, "direct")
-
-
 _new_tuple = tuple.__new__  # builds a NamedTuple without its Python-level __new__ (hot path)
 Capture = Literal["steps", "io", "none"]
 
@@ -572,7 +567,7 @@ class HistoryRecorder:
                 ExecutionRow,
                 (
                     ctx.id,
-                    _TRIGGERS.get(type(ctx.request).__name__, "direct"),  # trigger_of, inlined
+                    _TRIGGERS.get(type(ctx.request).__name__, "direct"),
                     ctx.workflow,
                     ctx.action,
                     ctx.status,

@@ -52,7 +52,7 @@ from flownb.datadir import HISTORY_ENV
 from flownb.deadletters import DeadLetter
 from flownb.errors import FlownbError
 from flownb.history import DEFAULT_REDACT, AuditEvent, ExecutionRecord, ExecutionRow, Redactor
-from flownb.historyproc import WriterProcess, row_lines
+from flownb.historyproc import DETAIL, WriterProcess, row_lines
 
 if TYPE_CHECKING:
     from sqlalchemy import Table
@@ -64,7 +64,6 @@ log = logging.getLogger("flownb.history")
 
 T = TypeVar("T")
 _new_tuple = tuple.__new__
-DETAIL = ExecutionRow._fields.index("detail")
 DAY = 86_400.0
 CHUNK = 1024  # rows per INSERT statement (11 values each: PostgreSQL takes 32,767; SQLite 32,766)
 OLD_SQLITE_CHUNK = 64  # SQLite before 3.32 takes 999 values per statement
