@@ -8,8 +8,9 @@ run` does: `SqlHistory(writer="process")`) and by a thread in the engine's proce
 (`thread`), with every step's input and output captured. Each configuration has its own engine,
 started and warmed up once; then `--rounds` rounds run `--runs` executions on each engine in
 turn. A round ends with a flush, so every record was written inside the timed span; rounds
-are long (4 s and more) so that the writer works while the engine runs, as in a service, and
-the last flush (which the engine waits for) weighs little.
+are long (3 s and more) so that the writer works while the engine runs, as in a service, and
+the last flush (which the engine waits for) weighs little; there are many, because hosts of
+this kind change speed by up to 2x from one second to the next.
 
 Two placements: `one-core` pins the whole process (engine, history writer, driver threads)
 to CPU 0, so the figure is the total cost on one core; `writer-free` pins only the engine's
@@ -19,7 +20,7 @@ round by round against the same round's `off` (the host's speed drifts between r
 rounds in turn see the same drift) and reported as the median over rounds with its
 quartiles, beside each configuration's best rate.
 
-    python bench/history.py [--runs 100000] [--rounds 5] [--no-postgres]
+    python bench/history.py [--runs 50000] [--rounds 15] [--no-postgres]
 """
 
 from __future__ import annotations
@@ -112,8 +113,8 @@ def summary(rates: list[float], off: list[float]) -> dict[str, Any]:
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__)
-    parser.add_argument("--runs", type=int, default=100_000)
-    parser.add_argument("--rounds", type=int, default=5)
+    parser.add_argument("--runs", type=int, default=50_000)
+    parser.add_argument("--rounds", type=int, default=15)
     parser.add_argument("--no-postgres", action="store_true")
     parser.add_argument("--placement", choices=["one-core", "writer-free", "both"], default="both")
     args = parser.parse_args()

@@ -130,16 +130,17 @@ class ExecutionContext:
         return f"<ExecutionContext {self.id} {self.workflow}:{self.action} status={self.status}>"
 
 
-# One finished step as `ExecutionContext.trace` keeps it: (label, status, seconds, error,
+# One finished step as `ExecutionContext.trace` keeps it: (label, status, nanoseconds, error,
 # the data before the step); without the data (four items) when that is the same object as
 # the previous step's (for the first step: the execution's input), so a history encodes it
-# once.
-StepTrace = tuple[str, str, float, Any] | tuple[str, str, float, Any, Any]
+# once. Durations are integers (`perf_counter_ns`): a history encodes an integer in a third
+# of the time of a float, and the trace is encoded once per execution.
+StepTrace = tuple[str, str, int, Any] | tuple[str, str, int, Any, Any]
 
 
 def traced_steps(
     trace: Iterable[Sequence[Any]], given: Any = None
-) -> Iterator[tuple[str, str, float, Any, Any]]:
+) -> Iterator[tuple[str, str, int, Any, Any]]:
     """The rows of a trace (or of its JSON) each with its data before, filled in from the row
     above where it was left out (above the first row: `given`, the execution's input)."""
     before: Any = given
@@ -149,7 +150,7 @@ def traced_steps(
         yield row[0], row[1], row[2], row[3], before
 
 
-def trace_step(ctx: ExecutionContext, row: tuple[str, str, float, Any], before: Any) -> None:
+def trace_step(ctx: ExecutionContext, row: tuple[str, str, int, Any], before: Any) -> None:
     """Append a finished step to `ctx.trace`, its data left out when unchanged."""
     trace = ctx.trace
     if trace is not None:
@@ -240,8 +241,9 @@ class Observers:
         *,
         before: Any = None,
     ) -> None:
-        """A step finished; `before` is the data it started from (kept in `ctx.trace`)."""
-        trace_step(ctx, (step, status, duration, error), before)
+        """A step finished after `duration` seconds; `before` is the data it started from
+        (kept in `ctx.trace`)."""
+        trace_step(ctx, (step, status, round(duration * 1e9), error), before)
         self.notify(ctx, step, status, duration, error)
 
     def notify(

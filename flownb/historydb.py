@@ -51,8 +51,16 @@ import orjson
 from flownb.datadir import HISTORY_ENV
 from flownb.deadletters import DeadLetter
 from flownb.errors import FlownbError
-from flownb.history import DEFAULT_REDACT, AuditEvent, ExecutionRecord, ExecutionRow, Redactor
-from flownb.historyproc import DETAIL, WriterProcess, row_lines
+from flownb.history import (
+    DEFAULT_REDACT,
+    DETAIL,
+    AuditEvent,
+    ExecutionRecord,
+    ExecutionRow,
+    Redactor,
+    Row,
+)
+from flownb.historyproc import WriterProcess
 
 if TYPE_CHECKING:
     from sqlalchemy import Table
@@ -236,10 +244,6 @@ class SqlHistory:
         # an in-memory SQLite database lives in this process only
         self.writer: Literal["thread", "process"] = "thread" if self.url.memory else writer
         self._process: WriterProcess | None = None
-        # process writer: rows queued as their protocol lines, made on the adding thread
-        self._lines: deque[tuple[bytes, bytes]] | None = (
-            deque() if self.writer == "process" else None
-        )
         self.retention = retention  # None: nothing is deleted (readers, tools)
         self.batch_size = batch_size
         self.flush_interval = flush_interval
@@ -249,7 +253,7 @@ class SqlHistory:
         self._dropped = 0  # records dropped because the queue was full (database down)
         self.last_error: str | None = None
         self.dead_letters = SqlDeadLetters(self)
-        self._records: deque[ExecutionRow] = deque()
+        self._records: deque[Row] = deque()
         self._audit: deque[AuditEvent] = deque()
         self._tables = _Tables(prefix)
         self._engine: Engine | None = None
@@ -285,8 +289,7 @@ class SqlHistory:
     @property
     def queued(self) -> int:
         """Records and audit events not written (or handed to the writer process) yet."""
-        lines = self._lines
-        return len(self._records) + len(self._audit) + (len(lines) if lines is not None else 0)
+        return len(self._records) + len(self._audit)
 
     @property
     def display(self) -> str:
@@ -477,9 +480,10 @@ class SqlHistory:
     async def _flush(self) -> None:
         assert self._writing is not None
         async with self._writing:
-            if self._lines is not None:  # rows go to the writer process, events stay here
-                self._hand_over(self._lines)
             records, audit = self._records, self._audit
+            if self.writer == "process":  # rows go to the writer process, events stay here
+                self._hand_over(records)
+                records = deque()  # not the queue: rows added meanwhile are the next batch's
             while records or audit:  # all that is queued, in as few transactions as may be
                 batch = [records.popleft() for _ in range(min(len(records), TRANSACTION))]
                 events = [audit.popleft() for _ in range(len(audit))]
@@ -491,18 +495,18 @@ class SqlHistory:
                     audit.extendleft(reversed(events))
                     raise
 
-    def _hand_over(self, lines: deque[tuple[bytes, bytes]]) -> None:
+    def _hand_over(self, records: deque[Row]) -> None:
         """Process writer: send the queued rows to the writer process (not waiting for them
         to be written; `_synced` does)."""
-        if not lines:
+        if not records:
             return
         if self._process is None:
             self._process = WriterProcess(self)
-        pairs = [lines.popleft() for _ in range(len(lines))]
+        rows = [records.popleft() for _ in range(len(records))]
         try:
-            self._process.send(pairs)
+            self._process.send(rows)
         except FlownbError:
-            lines.extendleft(reversed(pairs))
+            records.extendleft(reversed(rows))
             raise
 
     async def _synced(self) -> None:
@@ -514,9 +518,7 @@ class SqlHistory:
             if status.error is not None:
                 raise FlownbError(status.error)
 
-    def _write(
-        self, rows: list[ExecutionRow], audit_rows: list[dict[str, Any]], conn: Connection
-    ) -> None:
+    def _write(self, rows: list[Row], audit_rows: list[dict[str, Any]], conn: Connection) -> None:
         width = len(ExecutionRow._fields)
         for start, size in chunks(len(rows), self._chunk):
             chunk = rows[start : start + size]
@@ -540,18 +542,12 @@ class SqlHistory:
         return asyncio.wrap_future(asyncio.run_coroutine_threadsafe(coro, loop))
 
     # --- HistoryStore -------------------------------------------------------------------------
-    def add(self, row: ExecutionRow) -> None:
-        lines = self._lines
-        if lines is not None:  # one append: rows from several threads stay whole
-            lines.append(row_lines(row))
-            queued = len(lines)
-        else:
-            records = self._records
-            records.append(row)
-            queued = len(records)
+    def add(self, row: Row) -> None:
+        records = self._records
+        records.append(row)
         if self._loop is None:
             self._ensure_thread()
-        if queued >= self.batch_size and not self._woken:
+        if len(records) >= self.batch_size and not self._woken:
             self._wake_writer()
 
     def add_audit(self, event: AuditEvent) -> None:
@@ -561,12 +557,12 @@ class SqlHistory:
     def _wake_writer(self) -> None:
         loop = self._ensure_thread()
         self._woken = True
-        for queue in (self._records, self._lines):
-            if queue is not None and len(queue) > self.max_queue:
-                over = len(queue) - self.max_queue
-                for _ in range(over):
-                    queue.popleft()
-                self._dropped += over
+        records = self._records
+        if len(records) > self.max_queue:
+            over = len(records) - self.max_queue
+            for _ in range(over):
+                records.popleft()
+            self._dropped += over
         wake = self._wake
         if wake is not None and not loop.is_closed():
             loop.call_soon_threadsafe(wake.set)

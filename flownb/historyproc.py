@@ -10,13 +10,14 @@ database, which screens, batches and inserts them. Reads, audit events, dead let
 retention stay with the parent's store.
 
 The protocol, one line per message. Parent to child: first the settings (a JSON object,
-so the URL's password is not on the command line), then each row as two lines, the JSON
-array of its columns before `detail`, then `detail` (JSON already), and syncs as `#<n>`;
-JSON text holds no raw newline. The engine's thread makes a row's two lines when it adds
-it (`row_lines`); the store's thread joins what is queued and writes it in one blocking
-write (one GIL hand-over per batch). Child to parent: JSON objects `{"sync": n, "error":
-..., "dropped": ...}` once every row sent before `#<n>` is written (or failed to be), and
-`{"error": ..., "dropped": ...}` when either changes.
+so the URL's password is not on the command line), then batches of rows, and syncs as
+`#<n>`. A batch is the JSON array of its rows' columns before `detail` (one line), then
+each row's `detail` (JSON already), one line each; JSON text holds no raw newline. The
+engine's thread only queues a row (as for the thread writer); the store's thread turns what
+is queued into a batch, with one encoding of all its columns and one join (`encode`), and
+writes it in one blocking write (one GIL hand-over per batch). Child to parent: JSON
+objects `{"sync": n, "error": ..., "dropped": ...}` once every row sent before `#<n>` is
+written (or failed to be), and `{"error": ..., "dropped": ...}` when either changes.
 """
 
 from __future__ import annotations
@@ -37,32 +38,27 @@ from typing import TYPE_CHECKING, Any
 import orjson
 
 from flownb.errors import FlownbError
-from flownb.history import ExecutionRow
+from flownb.history import Row
 
 if TYPE_CHECKING:
     from flownb.historydb import SqlHistory
 
 log = logging.getLogger("flownb.history")
 
-DETAIL = ExecutionRow._fields.index("detail")  # the last column
 PIPE_SIZE = 1 << 20  # bytes the pipe holds (Linux' default limit for an unprivileged user)
 CHILD_FLUSH_INTERVAL = 0.1  # seconds the child keeps rows before it writes them, at most
 _dumps = orjson.dumps
-_new_tuple = tuple.__new__
 
 
-def row_lines(row: ExecutionRow) -> tuple[bytes, bytes]:
-    """A row's two protocol lines (without their newlines)."""
-    return _dumps(row[:DETAIL]), row.detail
+def encode(rows: list[Row]) -> bytes:
+    """Rows as one batch of the protocol, newline-terminated: one encoding of every row's
+    columns, one join in C."""
+    heads = _dumps([row[:-1] for row in rows])  # each row but its last column, `detail`
+    return b"\n".join(chain((heads,), [row[-1] for row in rows], (b"",)))
 
 
-def encode(pairs: list[tuple[bytes, bytes]]) -> bytes:
-    """Queued rows as the protocol's lines, newline-terminated (one join in C)."""
-    return b"\n".join(chain(chain.from_iterable(pairs), (b"",)))
-
-
-def decode_row(head: bytes, detail: bytes) -> ExecutionRow:
-    return _new_tuple(ExecutionRow, (*orjson.loads(head), detail))
+def decode_row(head: list[Any], detail: bytes) -> Row:
+    return (*head, detail)
 
 
 @dataclass
@@ -161,10 +157,10 @@ class WriterProcess:
                 heard.append(said)
         return heard
 
-    def send(self, pairs: list[tuple[bytes, bytes]]) -> None:
+    def send(self, rows: list[Row]) -> None:
         """Hand rows over (returns once the pipe took them, not once they are written)."""
         self._started()
-        self._write(encode(pairs))
+        self._write(encode(rows))
         self._hear()
 
     def sync(self, timeout: float = 60.0) -> Status:
@@ -255,20 +251,21 @@ class _Child:
 
     def serve(self, fd: int, data: bytes) -> None:
         store = self.store
-        head: bytes | None = None  # a row's first line, waiting for its second
+        heads: list[Any] = []  # the columns of the rows whose `detail` lines come next
+        taken = 0  # of `heads`
         try:
             while True:
                 lines = data.split(b"\n")
                 data = lines.pop()  # an unfinished line: wait for its end
                 for line in lines:
-                    if head is not None:
-                        store.add(decode_row(head, line))
-                        head = None
+                    if taken < len(heads):
+                        store.add(decode_row(heads[taken], line))
+                        taken += 1
                     elif line.startswith(b"#"):
                         self.flush()
                         self.say(int(line[1:]))
                     elif line:
-                        head = line
+                        heads, taken = orjson.loads(line), 0
                 self.say()
                 if _readable(fd, store.flush_interval):
                     chunk = os.read(fd, 1 << 22)

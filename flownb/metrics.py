@@ -119,11 +119,11 @@ class Metrics:
         if trace:
             steps = series.steps
             for row in trace:
-                name, step_status, seconds = row[0], row[1], row[2]
+                name, step_status, nanoseconds = row[0], row[1], row[2]
                 found = steps.get(name)
                 if found is None:
                     found = steps[name] = (Histogram(STEP_BUCKETS), [0])
-                found[0].observe(seconds)
+                found[0].observe(nanoseconds / 1e9)
                 if step_status != "ok":
                     found[1][0] += 1
         node, engine = ctx.node, ctx.engine

@@ -10,7 +10,7 @@ from __future__ import annotations
 import asyncio
 import logging
 from collections.abc import Awaitable, Callable
-from time import perf_counter
+from time import perf_counter_ns
 from typing import TYPE_CHECKING, Annotated, Any, Literal
 
 from pydantic import Field, model_validator
@@ -114,11 +114,12 @@ class Pipeline:
         scope = ctx.scope
         # One clock reading per step: a step's end is the next one's start. It is read again
         # only after what is not a step's own time (a skip check, observers, a recovery).
-        last = perf_counter() if timed else 0.0
+        # Nanoseconds, as the trace keeps them; observers called per step get seconds.
+        last = perf_counter_ns() if timed else 0
         for step in self.steps:
             if step.skip is not None and step.skip(scope):
                 if timed:
-                    last = perf_counter()
+                    last = perf_counter_ns()
                 continue
             before = ctx.data
             try:
@@ -129,25 +130,30 @@ class Pipeline:
                         out = await step.run(ctx)
             except StopPipeline:
                 if timed:
-                    self._ended(ctx, step.label, perf_counter() - last, before, per_step)
+                    self._ended(ctx, step.label, perf_counter_ns() - last, before, per_step)
                 return True
             except Exception as exc:
                 error = _as_step_error(step, exc)
                 if timed:
                     observers.step(
-                        ctx, step.label, "error", perf_counter() - last, error, before=before
+                        ctx,
+                        step.label,
+                        "error",
+                        (perf_counter_ns() - last) / 1e9,
+                        error,
+                        before=before,
                     )
                 if step.on_error == "continue":
                     ctx.steps[step.label] = {"error": str(error)}
                     if timed:
-                        last = perf_counter()
+                        last = perf_counter_ns()
                     continue
                 if isinstance(step.on_error, OnErrorPipeline):
                     await self._recover(ctx, step.on_error.pipeline, error)
                     return True
                 raise error from exc
             if timed:  # the common path, inlined: one append, no call unless someone listens
-                now = perf_counter()
+                now = perf_counter_ns()
                 took = now - last
                 last = now
                 if trace is not None:  # trace_step, inlined
@@ -157,20 +163,20 @@ class Pipeline:
                         ctx.traced = before
                         trace.append((step.label, "ok", took, None, before))
                 if per_step:
-                    observers.notify(ctx, step.label, "ok", took, None)
-                    last = perf_counter()
+                    observers.notify(ctx, step.label, "ok", took / 1e9, None)
+                    last = perf_counter_ns()
             ctx.steps[step.label] = out
             if step.output is not None:
                 ctx.vars[step.output] = out
         return False
 
     def _ended(
-        self, ctx: ExecutionContext, label: str, took: float, before: Any, per_step: bool
+        self, ctx: ExecutionContext, label: str, took: int, before: Any, per_step: bool
     ) -> None:
         """Trace (and tell) a step that ended the pipeline (`respond`), as the loop does."""
         trace_step(ctx, (label, "ok", took, None), before)
         if per_step:
-            self.engine.observers.notify(ctx, label, "ok", took, None)
+            self.engine.observers.notify(ctx, label, "ok", took / 1e9, None)
 
     async def _recover(self, ctx: ExecutionContext, name: str, error: StepError) -> None:
         ctx.vars["error"] = {

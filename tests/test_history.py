@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import gc
 import json
 import sys
 from typing import Any
@@ -13,12 +14,14 @@ import pytest
 from flownb.engine import Engine
 from flownb.errors import FlownbError
 from flownb.history import (
+    DETAIL,
     VALUES,
     ExecutionRecord,
     ExecutionRow,
     HistoryRecorder,
     HistoryStore,
     MemoryHistory,
+    Row,
     history_table,
     json_text,
 )
@@ -189,7 +192,7 @@ async def test_values_beyond_plain_json_are_kept_whole() -> None:
     assert [s.status for s in failed.steps] == ["ok", "error"]
     assert "out of stock" in (failed.steps[1].error or "")
     assert json.loads(failed.input or "") == {"n": 1}
-    layouts = [orjson.loads(row.detail)[0] for row in store._records]
+    layouts = [orjson.loads(row[DETAIL])[0] for row in store._records]
     assert layouts == [VALUES, VALUES], "one encoding of each execution, not a text per value"
 
 
@@ -254,7 +257,7 @@ pipelines:
     both = asyncio.Event()
 
     class Store(MemoryHistory):
-        def add(self, row: ExecutionRow) -> None:
+        def add(self, row: Row) -> None:
             super().add(row)
             if len(self) == 2:
                 both.set()
@@ -293,3 +296,36 @@ def test_json_text_never_fails() -> None:
     assert json_text({"when": Odd(), 1: {2, 3}}, 100) == '{"when":"<odd>","1":[2,3]}'
     assert json_text(ValueError("no"), 100) == '"ValueError: no"'
     assert json_text("é" * 100, 11).startswith('"ééééé')
+
+
+async def test_rows_waiting_for_a_writer_leave_the_garbage_collector_alone() -> None:
+    """The recorder's rows are plain tuples, which the collector stops tracking at its first
+    pass: rows queued for a writer are never promoted to the oldest generation, where they
+    would set off full collections."""
+    store = MemoryHistory()
+    engine = await engine_with(store)
+    try:
+        for qty in range(1, 4):
+            await engine.trigger_workflow("pipeline", "order", {"qty": qty})
+    finally:
+        await engine.stop()
+    gc.collect(0)
+    rows = list(store._records)
+    assert len(rows) == 3 and not any(gc.is_tracked(row) for row in rows)
+    assert [r.steps[0].name for r in store.select()] == ["priced"] * 3
+
+
+def test_rows_of_earlier_versions_read_with_their_durations_in_seconds() -> None:
+    """Layouts 0 and 1 kept step durations in seconds; they read as milliseconds still."""
+    values = orjson.dumps((0, {"a": 1}, {"b": 2}, [["s", "ok", 0.25, None]], {"s": {"c": 3}}))
+    texts = orjson.dumps((1, '{"a":1}', None, [["t", "ok", 0.5, None, "1", "2"]], None))
+    columns = ("id", "direct", "pipeline", "act", "ok", 1.0, 1.0, None, None, None)
+    [step] = ExecutionRow._make((*columns, values)).record().steps
+    assert (step.name, step.duration_ms, step.input, step.output) == (
+        "s",
+        250.0,
+        '{"a":1}',
+        '{"c":3}',
+    )
+    [step] = ExecutionRow._make((*columns, texts)).record().steps
+    assert (step.name, step.duration_ms, step.input, step.output) == ("t", 500.0, "1", "2")

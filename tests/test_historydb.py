@@ -345,3 +345,30 @@ async def test_a_writer_process_that_cannot_start_keeps_the_rows_queued(
         assert [r.id for r in await store.query()] == ["a"]
     finally:
         await store.aclose()
+
+
+async def test_rows_added_while_a_batch_is_handed_over_go_to_the_writer_process(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The engine adds rows while the store's thread hands the queue to the writer process:
+    every row reaches the database through that process, none through the parent's own
+    connection (which only writes audit events)."""
+    store = SqlHistory(f"sqlite:///{tmp_path / 'h.db'}", writer="process", flush_interval=0.005)
+    await store.start()
+    written_here: list[Any] = []
+    parent_write = store._write
+
+    def spy(rows: list[Any], audit: list[Any], conn: Any) -> None:
+        written_here.extend(rows)
+        parent_write(rows, audit, conn)
+
+    monkeypatch.setattr(store, "_write", spy)
+    try:
+        for i in range(5000):
+            store.add(record(f"r{i:05d}", float(i)))
+            if i % 50 == 0:
+                await asyncio.sleep(0.001)  # the store's thread hands over meanwhile
+        assert await store.count() == 5000
+        assert written_here == []
+    finally:
+        await store.aclose()
