@@ -47,18 +47,13 @@ log = logging.getLogger("flownb.history")
 
 PIPE_SIZE = 1 << 20  # bytes the pipe holds (Linux' default limit for an unprivileged user)
 CHILD_FLUSH_INTERVAL = 0.1  # seconds the child keeps rows before it writes them, at most
-_dumps = orjson.dumps
 
 
 def encode(rows: list[Row]) -> bytes:
     """Rows as one batch of the protocol, newline-terminated: one encoding of every row's
     columns, one join in C."""
-    heads = _dumps([row[:-1] for row in rows])  # each row but its last column, `detail`
+    heads = orjson.dumps([row[:-1] for row in rows])  # each row but its last column, `detail`
     return b"\n".join(chain((heads,), [row[-1] for row in rows], (b"",)))
-
-
-def decode_row(head: list[Any], detail: bytes) -> Row:
-    return (*head, detail)
 
 
 @dataclass
@@ -259,7 +254,7 @@ class _Child:
                 data = lines.pop()  # an unfinished line: wait for its end
                 for line in lines:
                     if taken < len(heads):
-                        store.add(decode_row(heads[taken], line))
+                        store.add((*heads[taken], line))
                         taken += 1
                     elif line.startswith(b"#"):
                         self.flush()
