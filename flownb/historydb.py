@@ -14,10 +14,10 @@ a `SyncEngine` thread and across reloads; reads from any loop (or from synchrono
 a read sees every record added before it. If the database is down, records wait in the queue
 (at most `max_queue`; the oldest are dropped beyond, and counted in `dropped`).
 
-With `writer="process"` (what `flownb run` uses) the thread hands the execution rows to a
-process of its own instead (`flownb.historyproc`), which writes them: the database work
-then takes no share of the engine's GIL. Audit events, dead letters, reads and retention
-stay on the thread.
+With `writer="process"` (what `flownb run` uses) the thread hands the execution rows, every
+0.1 s, to a process of its own instead (`flownb.historyproc`), which writes them: the
+database work then takes no share of the engine's GIL. Audit events, dead letters, reads and
+retention stay on the thread.
 
 Retention runs on the same thread every `Retention.interval`: executions older than
 `max_age` or beyond the newest `max_records` are deleted, audit events older than `max_age`,
@@ -25,11 +25,11 @@ and dead letters only once replayed and older than `max_age` (undelivered work i
 dropped by retention).
 
 SQLite is written with the standard library's `sqlite3` (it releases the GIL while SQLite
-works; aiosqlite would add a thread), PostgreSQL with asyncpg on the store's loop. The store drives
-SQLAlchemy Core's synchronous API inside `greenlet_spawn`, which is what
-`AsyncConnection.run_sync` does, without importing `sqlalchemy.ext.asyncio`: that package
-loads the ORM, about 6 MB that `flownb run`'s memory budget has no room for. SQLite runs in WAL
-mode (readers do not block the writer).
+works; aiosqlite would add a thread), PostgreSQL with asyncpg on the store's loop (a batch's
+rows in one binary COPY). The store drives SQLAlchemy Core's synchronous API inside
+`greenlet_spawn`, which is what `AsyncConnection.run_sync` does, without importing
+`sqlalchemy.ext.asyncio`: that package loads the ORM, about 6 MB that `flownb run`'s memory
+budget has no room for. SQLite runs in WAL mode (readers do not block the writer).
 """
 
 from __future__ import annotations
@@ -53,14 +53,13 @@ from flownb.deadletters import DeadLetter
 from flownb.errors import FlownbError
 from flownb.history import (
     DEFAULT_REDACT,
-    DETAIL,
     AuditEvent,
     ExecutionRecord,
     ExecutionRow,
     Redactor,
     Row,
 )
-from flownb.historyproc import WriterProcess
+from flownb.historyproc import PROCESS_FLUSH_INTERVAL, WriterProcess
 
 if TYPE_CHECKING:
     from sqlalchemy import Table
@@ -73,7 +72,7 @@ log = logging.getLogger("flownb.history")
 T = TypeVar("T")
 _new_tuple = tuple.__new__
 DAY = 86_400.0
-CHUNK = 1024  # rows per INSERT statement (11 values each: PostgreSQL takes 32,767; SQLite 32,766)
+CHUNK = 1024  # rows per INSERT statement (11 values each: SQLite takes 32,766)
 OLD_SQLITE_CHUNK = 64  # SQLite before 3.32 takes 999 values per statement
 TRANSACTION = 16_384  # records written per transaction, at most
 
@@ -327,10 +326,13 @@ class SqlHistory:
     async def _main(self) -> None:
         assert self._wake is not None and self._closing is not None
         self._engine = self._create_engine()
+        interval = self.flush_interval
+        if self.writer == "process":  # a hand-over is one pipe write: rows are written sooner
+            interval = min(interval, PROCESS_FLUSH_INTERVAL)
         try:
             while not self._closing.is_set():
                 try:
-                    async with asyncio.timeout(self.flush_interval):
+                    async with asyncio.timeout(interval):
                         await self._wake.wait()
                 except TimeoutError:
                     pass
@@ -352,8 +354,8 @@ class SqlHistory:
             await greenlet_spawn(self._engine.dispose)
 
     def _insert_sql(self, count: int) -> str | None:
-        """One INSERT of `count` rows (multi-row VALUES) in the database's own dialect; None
-        when the dialect's parameter style is not one this knows (then: executemany).
+        """One INSERT of `count` rows (multi-row VALUES) for drivers with `?` parameters
+        (SQLite's); None for others (then: executemany).
 
         One statement per chunk, not a statement per row: SQLite then runs the chunk in one
         step, without handing the GIL back and forth with the engine's thread for each row.
@@ -367,24 +369,13 @@ class SqlHistory:
         if tuple(compiled.positiontup or ()) != ExecutionRow._fields:
             raise FlownbError(f"unexpected insert parameters: {compiled.positiontup}")
         head, _, one = str(compiled).partition(" VALUES ")
-        width = len(ExecutionRow._fields)
-        style = engine.dialect.paramstyle
-        sql: str | None
-        if style == "qmark":
-            sql = f"{head} VALUES {', '.join([one] * count)}"
-        elif style == "numeric_dollar":
-            groups = (
-                "(" + ", ".join(f"${i * width + j + 1}" for j in range(width)) + ")"
-                for i in range(count)
-            )
-            sql = f"{head} VALUES {', '.join(groups)}"
-        else:
-            sql = None
+        qmark = engine.dialect.paramstyle == "qmark"
+        sql = f"{head} VALUES {', '.join([one] * count)}" if qmark else None
         if len(self._inserts) > 8:  # the full chunk and the last few tails, not every size
             for key in [k for k in self._inserts if k not in (0, self._chunk)][:4]:
                 del self._inserts[key]
         self._inserts[count] = sql
-        if style not in ("qmark", "numeric_dollar"):
+        if not qmark:
             self._inserts[0] = str(compiled)  # the one-row form, for executemany
         return sql
 
@@ -519,22 +510,39 @@ class SqlHistory:
                 raise FlownbError(status.error)
 
     def _write(self, rows: list[Row], audit_rows: list[dict[str, Any]], conn: Connection) -> None:
-        width = len(ExecutionRow._fields)
+        if audit_rows:  # first: on PostgreSQL this opens the transaction that the COPY joins
+            conn.execute(self._tables.audit.insert(), audit_rows)
+        if not rows:
+            return
+        details = [row[-1] for row in rows]  # `detail`, the last column
+        screened = self.redactor.screen(details)
+        if screened is not details:
+            rows = [(*row[:-1], text) for row, text in zip(rows, screened, strict=True)]
+        if self.url.backend == "postgres":
+            self._copy(rows, conn)
+        else:
+            self._insert(rows, conn)
+
+    def _copy(self, rows: list[Row], conn: Connection) -> None:
+        """PostgreSQL: the batch in one binary COPY (asyncpg's), atomic by itself and inside
+        the open transaction when there is one. Against multi-row INSERTs it takes the
+        server half the work per row and this process a sixth (BENCHMARKS.md)."""
+        from sqlalchemy.util import await_only
+
+        driver = conn.connection.driver_connection
+        assert driver is not None
+        table = self._tables.executions.name
+        await_only(driver.copy_records_to_table(table, records=rows, columns=ExecutionRow._fields))
+
+    def _insert(self, rows: list[Row], conn: Connection) -> None:
+        """SQLite and MySQL: multi-row INSERTs of `self._chunk` rows (or executemany)."""
         for start, size in chunks(len(rows), self._chunk):
             chunk = rows[start : start + size]
-            values: list[Any] = list(chain.from_iterable(chunk))
-            details = values[DETAIL::width]
-            screened = self.redactor.screen(details)
-            if screened is not details:
-                values[DETAIL::width] = screened
-            sql = self._insert_sql(len(chunk))
+            sql = self._insert_sql(size)
             if sql is not None:  # plain SQL, positional values: no per-row processing
-                conn.exec_driver_sql(sql, tuple(values))
+                conn.exec_driver_sql(sql, tuple(chain.from_iterable(chunk)))
             else:
-                rows_of = (tuple(values[i : i + width]) for i in range(0, len(values), width))
-                conn.exec_driver_sql(self._inserts[0] or "", list(rows_of))
-        if audit_rows:
-            conn.execute(self._tables.audit.insert(), audit_rows)
+                conn.exec_driver_sql(self._inserts[0] or "", chunk)
 
     def _call(self, coro: Coroutine[Any, Any, T]) -> asyncio.Future[T]:
         """Run `coro` on the store's thread; an awaitable on the caller's loop."""

@@ -287,6 +287,28 @@ def test_rows_are_written_in_as_few_statements_as_may_be() -> None:
     assert chunks(3000, 1024) == [(0, 1024), (1024, 1024), (2048, 952)]
 
 
+async def test_a_batch_the_database_refuses_is_written_not_in_part_and_stays_queued(
+    make_store: Factory,
+) -> None:
+    """One flush is one transaction: audit events and rows (and, on PostgreSQL, the COPY the
+    rows go in) are written together or not at all, and stay queued when refused."""
+    store = make_store(flush_interval=60.0)
+    store.add(record("first", time.time()))
+    await store.flush()
+    store.add(record("second", time.time()))
+    store.add(record("first", time.time()))  # stored already: the database refuses the batch
+    # (last: an audit event wakes the writer, which then finds the rows queued too)
+    store.add_audit(AuditEvent("tester", "config.reload", "wf.yaml", "modules +a"))
+    with pytest.raises(FlownbError, match="executions"):
+        await store.flush()
+    reader = make_store(writer="thread")
+    assert [r.id for r in await reader.query()] == ["first"]
+    if store.writer == "thread":  # (the writer process writes rows only; events stay here)
+        assert store.queued == 3
+        assert await reader.audit_events() == []
+    store.close()  # (its last flush is refused too: the tables are dropped with it unwritten)
+
+
 async def test_a_large_backlog_is_written_whole(make_store: Factory) -> None:
     store = make_store(batch_size=100_000, flush_interval=60.0)
     await store.start()
