@@ -21,8 +21,9 @@ Two placements: `one-core` pins the whole process (engine, history writer, drive
 to CPU 0, so the figure is the total cost on one core; `writer-free` pins only the engine's
 thread to CPU 0 and leaves the history writer free to use the other core, as it would on
 any multi-core machine. Target: history costs at most 20% of throughput. The cost is taken
-round by round against the same round's `off` (the host's speed drifts between rounds) and
-reported as the median over rounds with its quartiles, beside each configuration's best
+round by round against the mean of the `off` rounds run right before and right after it
+(`off` runs between every two others: the host's speed drifts from one second to the next),
+and reported as the median over rounds with its quartiles, beside each configuration's best
 rate.
 
     python bench/history.py [--runs 50000] [--rounds 15] [--no-postgres]
@@ -36,7 +37,8 @@ import os
 import statistics
 import tempfile
 import time
-from typing import Any
+from pathlib import Path
+from typing import Any, NamedTuple
 
 from common import record
 from pipeline import CONFIG
@@ -47,6 +49,14 @@ from flownb.historydb import SqlHistory
 
 POSTGRES = "postgresql://postgres@127.0.0.1:5432/test"
 DATA = {"item": "book", "qty": 5}
+
+
+class Round(NamedTuple):
+    ran: float  # seconds the executions took
+    lag: float  # seconds the flush after them took
+    engine_cpu: float  # CPU seconds: the engine's process
+    writer_cpu: float  # the writer process (the process writer only)
+    server_cpu: float  # the database server (PostgreSQL only)
 
 
 async def started(store: HistoryStore | None, capture: Capture) -> Engine:
@@ -61,16 +71,53 @@ async def started(store: HistoryStore | None, capture: Capture) -> Engine:
     return engine
 
 
-async def one_round(engine: Engine, store: HistoryStore | None, runs: int) -> tuple[float, float]:
-    """Seconds that `runs` executions took, and seconds the flush after them took."""
+def cpu_seconds(pid: int | None) -> float:
+    """User and system CPU seconds of a process so far (Linux' /proc; 0 elsewhere)."""
+    if pid is None:
+        return 0.0
+    try:
+        fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    except (OSError, IndexError):
+        return 0.0
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
+def server_seconds(store: HistoryStore | None) -> float:
+    """CPU seconds of the PostgreSQL server's processes (all of them), for its stores."""
+    if not isinstance(store, SqlHistory) or store.url.backend != "postgres":
+        return 0.0
+    total = 0.0
+    for entry in Path("/proc").iterdir():
+        try:
+            if entry.name.isdigit() and (entry / "comm").read_text().startswith("postgres"):
+                total += cpu_seconds(int(entry.name))
+        except OSError:
+            continue  # ended meanwhile
+    return total
+
+
+def cpu(store: HistoryStore | None) -> tuple[float, float, float]:
+    """CPU seconds so far: this process (the engine and the store's thread), the store's
+    writer process, the database server."""
+    times = os.times()
+    writer = store.writer_pid if isinstance(store, SqlHistory) else None
+    return times.user + times.system, cpu_seconds(writer), server_seconds(store)
+
+
+async def one_round(engine: Engine, store: HistoryStore | None, runs: int) -> Round:
+    """Seconds that `runs` executions took, seconds the flush after them took, and the CPU
+    seconds spent on them (executions and flush) by each process."""
     trigger = engine.trigger_workflow
+    before = cpu(store)
     began = time.perf_counter()
     for _ in range(runs):
         await trigger("pipeline", "five", DATA)
     ran = time.perf_counter()
     if isinstance(store, SqlHistory):
         await store.flush()
-    return ran - began, time.perf_counter() - ran
+    flushed = time.perf_counter()
+    spent = [b - a for a, b in zip(before, cpu(store), strict=True)]
+    return Round(ran - began, flushed - ran, spent[0], spent[1], spent[2])
 
 
 async def placement(name: str, args: argparse.Namespace, folder: str) -> dict[str, Any]:
@@ -90,36 +137,56 @@ async def placement(name: str, args: argparse.Namespace, folder: str) -> dict[st
         await store.start()  # the writer thread exists before the engine's is pinned
     if hasattr(os, "sched_setaffinity"):
         os.sched_setaffinity(0, {0})  # this thread (the engine's) only, from here on
-    times: dict[str, list[tuple[float, float]]] = {key: [] for key in configs}
+    times: dict[str, list[Round]] = {key: [] for key in configs}
+    bases: dict[str, list[float]] = {key: [] for key in configs}  # `off` around each round
     engines = {key: await started(store, capture) for key, (store, capture) in configs.items()}
     try:
-        for _ in range(args.rounds):
+        for _ in range(args.rounds):  # off, memory, off, sqlite, off, ... off
+            before = await one_round(engines["off"], None, args.runs)
+            times["off"].append(before)
+            bases["off"].append(before.ran)
             for key, (store, _) in configs.items():
+                if key == "off":
+                    continue
                 times[key].append(await one_round(engines[key], store, args.runs))
+                after = await one_round(engines["off"], None, args.runs)
+                bases[key].append((before.ran + after.ran) / 2)
+                times["off"].append(after)
+                bases["off"].append(after.ran)
+                before = after
     finally:
         for engine in engines.values():
             await engine.stop()
         for store in stores.values():
             await store.drop_tables()
             await store.aclose()
-    off = [ran for ran, _ in times["off"]]
-    return {key: summary(times[key], off, args.runs) for key in configs}
+    return {key: summary(times[key], bases[key], args.runs) for key in configs}
 
 
-def summary(times: list[tuple[float, float]], off: list[float], runs: int) -> dict[str, Any]:
-    """Best rate, and the cost against `off` of the same round (paired: this host's speed
-    drifts between rounds more than the costs measured), as its median and quartiles; the
-    writer's lag after a round, and the cost with it counted in the round."""
-    costs = [(1 - base / ran) * 100 for (ran, _), base in zip(times, off, strict=True)]
-    with_lag = [(1 - base / (ran + lag)) * 100 for (ran, lag), base in zip(times, off, strict=True)]
+def summary(rounds: list[Round], off: list[float], runs: int) -> dict[str, Any]:
+    """Best rate, and the cost against `off` (its rounds right before and after each one:
+    this host's speed drifts more between rounds than the costs measured), as its median and
+    quartiles; the writer's lag after a round, and the cost with it counted in the round; the
+    median CPU time per execution of each process."""
+    costs = [(1 - base / r.ran) * 100 for r, base in zip(rounds, off, strict=True)]
+    with_lag = [(1 - base / (r.ran + r.lag)) * 100 for r, base in zip(rounds, off, strict=True)]
     quartiles = statistics.quantiles(costs, n=4) if len(costs) > 1 else [costs[0]] * 3
+
+    def per_execution(seconds: list[float]) -> float:
+        return round(statistics.median(seconds) / runs * 1e6, 1)
+
     return {
-        "executions_per_second": round(runs / min(ran for ran, _ in times)),
+        "executions_per_second": round(runs / min(r.ran for r in rounds)),
         "cost_percent": round(statistics.median(costs), 1),
         "cost_quartiles": [round(quartiles[0], 1), round(quartiles[2], 1)],
-        "lag_ms": round(statistics.median(lag for _, lag in times) * 1000, 1),
-        "lag_ms_max": round(max(lag for _, lag in times) * 1000, 1),
+        "lag_ms": round(statistics.median(r.lag for r in rounds) * 1000, 1),
+        "lag_ms_max": round(max(r.lag for r in rounds) * 1000, 1),
         "cost_with_lag_percent": round(statistics.median(with_lag), 1),
+        "cpu_us_per_execution": {
+            "engine_process": per_execution([r.engine_cpu for r in rounds]),
+            "writer_process": per_execution([r.writer_cpu for r in rounds]),
+            "database_server": per_execution([r.server_cpu for r in rounds]),
+        },
     }
 
 
@@ -149,6 +216,12 @@ def main() -> None:
                 f"history cost, median of rounds {value['cost_percent']}% ({low}..{high}); "
                 f"lag after a round {value['lag_ms']} ms (max {value['lag_ms_max']}), "
                 f"cost with it {value['cost_with_lag_percent']}%"
+            )
+            used = value["cpu_us_per_execution"]
+            print(
+                f"{'':28} CPU per execution: engine's process {used['engine_process']} us, "
+                f"writer process {used['writer_process']} us, "
+                f"database server {used['database_server']} us"
             )
     print(f"-> {path}")
 

@@ -14,10 +14,10 @@ a `SyncEngine` thread and across reloads; reads from any loop (or from synchrono
 a read sees every record added before it. If the database is down, records wait in the queue
 (at most `max_queue`; the oldest are dropped beyond, and counted in `dropped`).
 
-With `writer="process"` (what `flownb run` uses) the thread hands the execution rows, every
-0.1 s, to a process of its own instead (`flownb.historyproc`), which writes them: the
-database work then takes no share of the engine's GIL. Audit events, dead letters, reads and
-retention stay on the thread.
+With `writer="process"` (what `flownb run` uses) the thread hands the execution rows to a
+process of its own instead (`flownb.historyproc`), which writes them: the database work
+then takes no share of the engine's GIL. Audit events, dead letters, reads and retention
+stay on the thread.
 
 Retention runs on the same thread every `Retention.interval`: executions older than
 `max_age` or beyond the newest `max_records` are deleted, audit events older than `max_age`,
@@ -59,7 +59,7 @@ from flownb.history import (
     Redactor,
     Row,
 )
-from flownb.historyproc import PROCESS_FLUSH_INTERVAL, WriterProcess
+from flownb.historyproc import WriterProcess
 
 if TYPE_CHECKING:
     from sqlalchemy import Table
@@ -279,6 +279,13 @@ class SqlHistory:
         return f"<SqlHistory {self.url.display}>"
 
     @property
+    def writer_pid(self) -> int | None:
+        """The writer process' id while it runs (None with the thread writer), to watch its
+        resources: `bench/history.py` reads its CPU time."""
+        process = self._process
+        return process.pid if process is not None else None
+
+    @property
     def dropped(self) -> int:
         """Records dropped because the queue was full (database down), here and in the
         writer process."""
@@ -326,13 +333,10 @@ class SqlHistory:
     async def _main(self) -> None:
         assert self._wake is not None and self._closing is not None
         self._engine = self._create_engine()
-        interval = self.flush_interval
-        if self.writer == "process":  # a hand-over is one pipe write: rows are written sooner
-            interval = min(interval, PROCESS_FLUSH_INTERVAL)
         try:
             while not self._closing.is_set():
                 try:
-                    async with asyncio.timeout(interval):
+                    async with asyncio.timeout(self.flush_interval):
                         await self._wake.wait()
                 except TimeoutError:
                     pass

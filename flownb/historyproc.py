@@ -47,7 +47,7 @@ if TYPE_CHECKING:
 log = logging.getLogger("flownb.history")
 
 PIPE_SIZE = 1 << 20  # bytes the pipe holds (Linux' default limit for an unprivileged user)
-PROCESS_FLUSH_INTERVAL = 0.1  # seconds rows wait to be handed over, and then to be written, at most
+CHILD_FLUSH_INTERVAL = 0.1  # seconds the child keeps rows before it writes them, at most
 
 
 def encode(rows: list[Row]) -> bytes:
@@ -77,6 +77,12 @@ class WriterProcess:
         self._proc: subprocess.Popen[bytes] | None = None
         self._said = b""  # an unfinished line from the child
         self._next_sync = 0
+
+    @property
+    def pid(self) -> int | None:
+        """The child's process id, while it runs."""
+        proc = self._proc
+        return proc.pid if proc is not None and proc.poll() is None else None
 
     def _started(self) -> subprocess.Popen[bytes]:
         proc = self._proc
@@ -113,7 +119,7 @@ class WriterProcess:
             "redact": list(store.redactor.words),
             "batch_size": store.batch_size,
             # the child writes what it gets soon: its GIL is nobody else's
-            "flush_interval": min(store.flush_interval, PROCESS_FLUSH_INTERVAL),
+            "flush_interval": min(store.flush_interval, CHILD_FLUSH_INTERVAL),
             "max_queue": store.max_queue,
         }
         self._proc = proc

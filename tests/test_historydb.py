@@ -331,17 +331,19 @@ async def test_the_writer_process_ends_with_the_store_and_is_replaced_if_it_dies
     try:
         store.add(record("a", 1.0))
         await store.flush()
-        assert store._process is not None and store._process._proc is not None
-        first = store._process._proc.pid
+        first = store.writer_pid
+        assert first is not None
         os.kill(first, signal.SIGKILL)
         await asyncio.sleep(0.2)
+        assert store.writer_pid is None  # not running
         store.add(record("b", 2.0))
         assert [r.id for r in await store.query()] == ["b", "a"]
-        second = store._process._proc.pid
-        assert second != first
+        second = store.writer_pid
+        assert second is not None and second != first
         assert "history writer process exited" in caplog.text
     finally:
         await store.aclose()
+    assert store.writer_pid is None
     with pytest.raises(ProcessLookupError):
         os.kill(second, 0)  # gone: closing the store ended it
     again = SqlHistory(f"sqlite:///{tmp_path / 'h.db'}")
