@@ -37,10 +37,9 @@ import os
 import statistics
 import tempfile
 import time
-from pathlib import Path
 from typing import Any, NamedTuple
 
-from common import record
+from common import cpu_seconds, postgres_seconds, record
 from pipeline import CONFIG
 
 from flownb import Engine, parse_config
@@ -71,37 +70,13 @@ async def started(store: HistoryStore | None, capture: Capture) -> Engine:
     return engine
 
 
-def cpu_seconds(pid: int | None) -> float:
-    """User and system CPU seconds of a process so far (Linux' /proc; 0 elsewhere)."""
-    if pid is None:
-        return 0.0
-    try:
-        fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
-    except (OSError, IndexError):
-        return 0.0
-    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
-
-
-def server_seconds(store: HistoryStore | None) -> float:
-    """CPU seconds of the PostgreSQL server's processes (all of them), for its stores."""
-    if not isinstance(store, SqlHistory) or store.url.backend != "postgres":
-        return 0.0
-    total = 0.0
-    for entry in Path("/proc").iterdir():
-        try:
-            if entry.name.isdigit() and (entry / "comm").read_text().startswith("postgres"):
-                total += cpu_seconds(int(entry.name))
-        except OSError:
-            continue  # ended meanwhile
-    return total
-
-
 def cpu(store: HistoryStore | None) -> tuple[float, float, float]:
     """CPU seconds so far: this process (the engine and the store's thread), the store's
-    writer process, the database server."""
+    writer process, the PostgreSQL server (for its stores)."""
     times = os.times()
     writer = store.writer_pid if isinstance(store, SqlHistory) else None
-    return times.user + times.system, cpu_seconds(writer), server_seconds(store)
+    postgres = isinstance(store, SqlHistory) and store.url.backend == "postgres"
+    return times.user + times.system, cpu_seconds(writer), postgres_seconds() if postgres else 0.0
 
 
 async def one_round(engine: Engine, store: HistoryStore | None, runs: int) -> Round:

@@ -17,6 +17,7 @@ SCRIPTS = [
     "database.py",
     "brokers.py",
     "history.py",
+    "history_writes.py",
     "http_observability.py",
 ]
 

@@ -530,7 +530,7 @@ class SqlHistory:
     def _copy(self, rows: list[Row], conn: Connection) -> None:
         """PostgreSQL: the batch in one binary COPY (asyncpg's), atomic by itself and inside
         the open transaction when there is one. Against multi-row INSERTs it takes the
-        server half the work per row and this process a sixth (BENCHMARKS.md)."""
+        server a third of the work per row and this process a sixth (BENCHMARKS.md)."""
         from sqlalchemy.util import await_only
 
         driver = conn.connection.driver_connection
