@@ -8,6 +8,9 @@
   restarted engine (with a persistent store) does not run the same time twice.
 - `JobRuns`: the background runs of one job, at most `limit` at a time; a tick that finds the
   job still busy is skipped and logged; a failing run is logged and the schedule goes on.
+- `TimedModule`: the lifecycle the `scheduler` and `notebook.job` modules share: a `Ticker`
+  on the engine's clock and schedule store from `start` until `drain`, no new runs once the
+  engine stops accepting work.
 """
 
 from __future__ import annotations
@@ -17,15 +20,19 @@ import datetime as dt
 import logging
 import random
 from collections.abc import Awaitable, Callable
-from typing import Annotated, Any, Self
+from typing import TYPE_CHECKING, Annotated, Any, ClassVar, Self, TypeVar
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from pydantic import AfterValidator, Field, model_validator
 
-from flownb.clock import Clock
+from flownb.clock import Clock, SystemClock
 from flownb.errors import FlownbError
 from flownb.fields import Cron, Duration, Spec
-from flownb.stores import ScheduleStore
+from flownb.module import Module
+from flownb.stores import MemoryScheduleStore, ScheduleStore
+
+if TYPE_CHECKING:
+    from flownb.engine import Engine
 
 log = logging.getLogger("flownb.schedule")
 
@@ -270,3 +277,75 @@ class JobRuns:
             task.cancel()
         if tasks:
             await asyncio.gather(*tasks, return_exceptions=True)
+
+
+TimerSpecT = TypeVar("TimerSpecT", bound=TimerSpec)
+
+
+class TimedModule(Module[TimerSpecT]):
+    """A module that starts runs at the due times of its config's timer, from `start` until
+    `drain`. Subclasses name their timer (`kind`) and say what a due time does (`launch`),
+    how runs in flight are cancelled (`cancel_runs`), and may run on start or add jitter."""
+
+    kind: ClassVar[str]  # the timer's key in the schedule store: "<kind>:<name>"
+
+    def __init__(self, name: str, config: TimerSpecT) -> None:
+        super().__init__(name, config)
+        self.timetable: Timetable | None = None
+        self.clock: Clock = SystemClock()
+        self.store: ScheduleStore = MemoryScheduleStore()
+        self._ticker: Ticker | None = None
+        self._engine: Engine | None = None
+
+    async def init(self, engine: Engine) -> None:
+        self.timetable = self.config.timetable()
+        self.clock = engine.clock
+        self.store = engine.stores.schedules
+        self._engine = engine
+
+    def run_on_start(self) -> bool:
+        """Whether the first run is at start (rather than at the first due time)."""
+        return False
+
+    def jitter(self) -> float:
+        """Seconds each run may be delayed by, at random (0: none)."""
+        return 0.0
+
+    def launch(self, when: dt.datetime) -> None:
+        """Start the runs of due time `when` (in the background: the timer goes on)."""
+        raise NotImplementedError
+
+    async def cancel_runs(self) -> None:
+        """Cancel the runs still in flight (at `stop`)."""
+        raise NotImplementedError
+
+    async def start(self) -> None:
+        assert self.timetable is not None, "init() runs before start()"
+        self._ticker = Ticker(
+            f"{self.kind}:{self.name}",
+            self.timetable,
+            self._tick,
+            clock=self.clock,
+            store=self.store,
+            run_on_start=self.run_on_start(),
+            jitter=self.jitter(),
+        )
+        await self._ticker.start()
+
+    @property
+    def next_run(self) -> dt.datetime | None:
+        return None if self._ticker is None else self._ticker.next_run
+
+    def _tick(self, when: dt.datetime) -> None:
+        if self._engine is not None and not self._engine.accepting:
+            return  # the engine is stopping: no new runs
+        self.launch(when)
+
+    async def drain(self) -> None:
+        if self._ticker is not None:
+            await self._ticker.stop()
+
+    async def stop(self) -> None:
+        await self.drain()
+        self._ticker = None
+        await self.cancel_runs()

@@ -28,13 +28,10 @@ from typing import TYPE_CHECKING, Any
 
 from pydantic import Field, field_validator
 
-from flownb.clock import Clock, SystemClock
 from flownb.errors import FlownbError
 from flownb.fields import Duration
-from flownb.module import Module
 from flownb.registry import ModuleType
-from flownb.stores import MemoryScheduleStore, ScheduleStore
-from flownb.timer import JobRuns, Ticker, TimerSpec, Timetable
+from flownb.timer import JobRuns, TimedModule, TimerSpec
 
 if TYPE_CHECKING:
     from flownb.engine import Engine
@@ -141,18 +138,15 @@ class RunFailed(FlownbError):
     """A notebook run failed: a cell raised, the run timed out, or the process died."""
 
 
-class NotebookJob(Module[NotebookJobConfig]):
+class NotebookJob(TimedModule[NotebookJobConfig]):
     """Runs a notebook on its timetable from `start` until `drain`; see the module docstring."""
+
+    kind = "notebook.job"
 
     def __init__(self, name: str, config: NotebookJobConfig) -> None:
         super().__init__(name, config)
-        self.clock: Clock = SystemClock()
-        self.store: ScheduleStore = MemoryScheduleStore()
         self.base = Path.cwd()
         self.runs = JobRuns(f"notebook.job {name!r}", self._run, limit=config.max_concurrent)
-        self.timetable: Timetable | None = None
-        self._ticker: Ticker | None = None
-        self._engine: Engine | None = None
         self._parameters: Compiled | None = None
 
     @property
@@ -160,47 +154,25 @@ class NotebookJob(Module[NotebookJobConfig]):
         return self.base / self.config.notebook
 
     async def init(self, engine: Engine) -> None:
-        config = self.config
-        self.timetable = config.timetable()
-        self.clock = engine.clock
-        self.store = engine.stores.schedules
-        self._engine = engine
+        await super().init(engine)
         if engine.config.path:
             self.base = _folder_of(engine.config.path)
-        self._parameters = engine.templates.value(config.parameters)
+        self._parameters = engine.templates.value(self.config.parameters)
 
     async def start(self) -> None:
         if not self.notebook.is_file():
             raise FlownbError(
                 f"notebook {self.notebook} not found (notebook: {self.config.notebook})"
             )
-        assert self.timetable is not None, "init() runs before start()"
-        self._ticker = Ticker(
-            f"notebook.job:{self.name}",
-            self.timetable,
-            self._tick,
-            clock=self.clock,
-            store=self.store,
-            run_on_start=self.config.run_on_start,
-        )
-        await self._ticker.start()
+        await super().start()
 
-    @property
-    def next_run(self) -> dt.datetime | None:
-        return None if self._ticker is None else self._ticker.next_run
+    def run_on_start(self) -> bool:
+        return self.config.run_on_start
 
-    def _tick(self, when: dt.datetime) -> None:
-        if self._engine is not None and not self._engine.accepting:
-            return
+    def launch(self, when: dt.datetime) -> None:
         self.runs.launch(when)
 
-    async def drain(self) -> None:
-        if self._ticker is not None:
-            await self._ticker.stop()
-
-    async def stop(self) -> None:
-        await self.drain()
-        self._ticker = None
+    async def cancel_runs(self) -> None:
         await self.runs.cancel()
 
     # --- one run ------------------------------------------------------------------------------

@@ -8,19 +8,12 @@ runs at once) and the skip is logged; a failing run is logged and the schedule g
 from __future__ import annotations
 
 import datetime as dt
-from typing import TYPE_CHECKING
 
 from pydantic import Field
 
-from flownb.clock import Clock, SystemClock
 from flownb.fields import Duration
-from flownb.module import Module
 from flownb.registry import ModuleType
-from flownb.stores import MemoryScheduleStore, ScheduleStore
-from flownb.timer import JobRuns, RunFn, Ticker, TimerSpec, Timetable
-
-if TYPE_CHECKING:
-    from flownb.engine import Engine
+from flownb.timer import JobRuns, RunFn, TimedModule, TimerSpec
 
 
 class SchedulerConfig(TimerSpec):
@@ -35,24 +28,14 @@ class SchedulerConfig(TimerSpec):
     )
 
 
-class Scheduler(Module[SchedulerConfig]):
+class Scheduler(TimedModule[SchedulerConfig]):
     """Fires attached jobs on its timetable from `start` until `drain`."""
+
+    kind = "scheduler"
 
     def __init__(self, name: str, config: SchedulerConfig) -> None:
         super().__init__(name, config)
-        self.timetable: Timetable | None = None
-        self.clock: Clock = SystemClock()
-        self.store: ScheduleStore = MemoryScheduleStore()
         self.jobs: list[JobRuns] = []
-        self._ticker: Ticker | None = None
-        self._engine: Engine | None = None
-
-    async def init(self, engine: Engine) -> None:
-        config = self.config
-        self.timetable = config.timetable()
-        self.clock = engine.clock
-        self.store = engine.stores.schedules
-        self._engine = engine
 
     def attach(self, label: str, run: RunFn) -> JobRuns:
         """Run `run(trigger_time)` at each due time from now on."""
@@ -62,36 +45,17 @@ class Scheduler(Module[SchedulerConfig]):
         self.jobs.append(job)
         return job
 
-    @property
-    def next_run(self) -> dt.datetime | None:
-        return None if self._ticker is None else self._ticker.next_run
+    def run_on_start(self) -> bool:
+        return self.config.run_on_start
 
-    async def start(self) -> None:
-        assert self.timetable is not None, "init() runs before start()"
-        self._ticker = Ticker(
-            f"scheduler:{self.name}",
-            self.timetable,
-            self._tick,
-            clock=self.clock,
-            store=self.store,
-            run_on_start=self.config.run_on_start,
-            jitter=float(self.config.jitter or 0.0),
-        )
-        await self._ticker.start()
+    def jitter(self) -> float:
+        return float(self.config.jitter or 0.0)
 
-    def _tick(self, when: dt.datetime) -> None:
-        if self._engine is not None and not self._engine.accepting:
-            return  # the engine is stopping: no new runs
+    def launch(self, when: dt.datetime) -> None:
         for job in self.jobs:
             job.launch(when)
 
-    async def drain(self) -> None:
-        if self._ticker is not None:
-            await self._ticker.stop()
-
-    async def stop(self) -> None:
-        await self.drain()
-        self._ticker = None
+    async def cancel_runs(self) -> None:
         for job in self.jobs:
             await job.cancel()
 
