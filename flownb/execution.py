@@ -184,18 +184,20 @@ class ExecutionObserver(Protocol):
 class Observers:
     """A fan-out to the registered observers; a no-op when there are none.
 
-    `active` says whether there is any observer (a plain attribute: the engine asks twice per
-    execution), `tracing` whether executions keep a `trace` of their steps (some observer
-    reads it), `starting` whether some observer wants `execution_started`.
+    `active` says whether there is any observer, `tracing` whether executions keep a `trace`
+    of their steps (some observer reads it), `starting` whether some observer wants
+    `execution_started`, `per_step` whether some observer wants a call after each step
+    (`notify`). Plain attributes: the engine and every pipeline run ask.
     """
 
-    __slots__ = ("_items", "_per_step", "_starters", "active", "starting", "tracing")
+    __slots__ = ("_items", "_per_step", "_starters", "active", "per_step", "starting", "tracing")
 
     def __init__(self, items: Sequence[ExecutionObserver] = ()) -> None:
         self._items: tuple[ExecutionObserver, ...] = ()
         self._per_step: tuple[ExecutionObserver, ...] = ()
         self._starters: tuple[ExecutionObserver, ...] = ()
         self.active = False
+        self.per_step = False
         self.tracing = False
         self.starting = False
         self._set(tuple(items))
@@ -206,17 +208,13 @@ class Observers:
         self._per_step = tuple(
             o for o in items if getattr(o, "steps", True) and not getattr(o, "traces", False)
         )
+        self.per_step = bool(self._per_step)
         self.tracing = any(getattr(o, "traces", False) for o in items)
         self._starters = tuple(o for o in items if getattr(o, "starts", True))
         self.starting = bool(self._starters)
 
     def __bool__(self) -> bool:
         return self.active
-
-    @property
-    def per_step(self) -> bool:
-        """Some observer wants a call after each step (`notify`)."""
-        return bool(self._per_step)
 
     def add(self, observer: ExecutionObserver) -> None:
         self._set((*self._items, observer))
