@@ -24,10 +24,9 @@ import orjson
 from common import postgres_seconds, record
 
 from flownb.history import ExecutionRow
-from flownb.historydb import SqlHistory
+from flownb.historydb import CHUNK, SqlHistory
 
 POSTGRES = "postgresql://postgres@127.0.0.1:5432/test"
-CHUNK = 1024  # rows per INSERT (11 parameters each: PostgreSQL takes 32,767)
 
 
 def rows(count: int) -> list[tuple[Any, ...]]:

@@ -328,8 +328,6 @@ class ExecutionRow(NamedTuple):
         )
 
 
-DETAIL = ExecutionRow._fields.index("detail")  # the last column
-
 # An `ExecutionRow`'s values as a plain tuple: what the recorder hands to a store. The garbage
 # collector stops tracking a plain tuple of strings, numbers and bytes at its first collection
 # but tracks a named tuple until it is freed, so rows waiting for a writer would be promoted

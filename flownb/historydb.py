@@ -70,7 +70,6 @@ if TYPE_CHECKING:
 log = logging.getLogger("flownb.history")
 
 T = TypeVar("T")
-_new_tuple = tuple.__new__
 DAY = 86_400.0
 CHUNK = 1024  # rows per INSERT statement (11 values each: SQLite takes 32,766)
 OLD_SQLITE_CHUNK = 64  # SQLite before 3.32 takes 999 values per statement
@@ -151,7 +150,7 @@ class _Tables:
 
 
 def _execution(row: Any) -> ExecutionRecord:
-    return _new_tuple(ExecutionRow, tuple(row)).record()
+    return ExecutionRow._make(row).record()
 
 
 def _audit_row(e: AuditEvent) -> dict[str, Any]:

@@ -14,7 +14,6 @@ import pytest
 from flownb.engine import Engine
 from flownb.errors import FlownbError
 from flownb.history import (
-    DETAIL,
     VALUES,
     ExecutionRecord,
     ExecutionRow,
@@ -192,7 +191,7 @@ async def test_values_beyond_plain_json_are_kept_whole() -> None:
     assert [s.status for s in failed.steps] == ["ok", "error"]
     assert "out of stock" in (failed.steps[1].error or "")
     assert json.loads(failed.input or "") == {"n": 1}
-    layouts = [orjson.loads(row[DETAIL])[0] for row in store._records]
+    layouts = [orjson.loads(row[-1])[0] for row in store._records]  # `detail`: the last
     assert layouts == [VALUES, VALUES], "one encoding of each execution, not a text per value"
 
 
