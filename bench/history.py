@@ -23,16 +23,17 @@ thread to CPU 0 and leaves the history writer free to use the other core, as it 
 any multi-core machine. Target: history costs at most 20% of throughput. The cost is taken
 round by round against the mean of the `off` rounds run right before and right after it
 (`off` runs between every two others: the host's speed drifts from one second to the next),
-and reported as the median over rounds with its quartiles, beside each configuration's best
-rate.
+and reported as the median over rounds with its quartiles and a 95% interval of that median
+(distribution-free: `median_interval`), beside each configuration's best rate.
 
-    python bench/history.py [--runs 50000] [--rounds 15] [--no-postgres]
+    python bench/history.py [--runs 50000] [--rounds 15] [--no-postgres] [--no-thread-writer]
 """
 
 from __future__ import annotations
 
 import argparse
 import asyncio
+import math
 import os
 import statistics
 import tempfile
@@ -101,12 +102,14 @@ async def placement(name: str, args: argparse.Namespace, folder: str) -> dict[st
         "off": (None, "none"),
         "memory": (MemoryHistory(), "steps"),
         "sqlite": (SqlHistory(sqlite, prefix="bench_", writer="process"), "steps"),
-        "sqlite thread": (SqlHistory(sqlite, prefix="bench_"), "steps"),
     }
+    if not args.no_thread_writer:
+        configs["sqlite thread"] = (SqlHistory(sqlite, prefix="bench_"), "steps")
     if not args.no_postgres:
         prefix = f"bench{os.getpid()}_"
         configs["postgres"] = (SqlHistory(POSTGRES, prefix=prefix, writer="process"), "steps")
-        configs["postgres thread"] = (SqlHistory(POSTGRES, prefix=prefix), "steps")
+        if not args.no_thread_writer:
+            configs["postgres thread"] = (SqlHistory(POSTGRES, prefix=prefix), "steps")
     stores = {id(s): s for s, _ in configs.values() if isinstance(s, SqlHistory)}
     for store in stores.values():
         await store.start()  # the writer thread exists before the engine's is pinned
@@ -138,6 +141,24 @@ async def placement(name: str, args: argparse.Namespace, folder: str) -> dict[st
     return {key: summary(times[key], bases[key], args.runs) for key in configs}
 
 
+def median_interval(values: list[float], confidence: float = 0.95) -> tuple[float, float]:
+    """A distribution-free confidence interval for the median: the k-th smallest and k-th
+    largest value, with k the largest for which a median outside them has a binomial
+    probability of at most 1 - `confidence` (no assumption on this host's noise); the whole
+    range when there are too few values for one."""
+    ordered = sorted(values)
+    n = len(ordered)
+    below = 0.0  # P(at most k - 1 of n values fall below the median)
+    k = 0
+    while k < n // 2:
+        below += math.comb(n, k) / 2**n
+        if 2 * below > 1 - confidence:
+            break
+        k += 1
+    k = max(k, 1)
+    return ordered[k - 1], ordered[n - k]
+
+
 def summary(rounds: list[Round], off: list[float], runs: int) -> dict[str, Any]:
     """Best rate, and the cost against `off` (its rounds right before and after each one:
     this host's speed drifts more between rounds than the costs measured), as its median and
@@ -146,6 +167,7 @@ def summary(rounds: list[Round], off: list[float], runs: int) -> dict[str, Any]:
     costs = [(1 - base / r.ran) * 100 for r, base in zip(rounds, off, strict=True)]
     with_lag = [(1 - base / (r.ran + r.lag)) * 100 for r, base in zip(rounds, off, strict=True)]
     quartiles = statistics.quantiles(costs, n=4) if len(costs) > 1 else [costs[0]] * 3
+    low, high = median_interval(costs)
 
     def per_execution(seconds: list[float]) -> float:
         return round(statistics.median(seconds) / runs * 1e6, 1)
@@ -154,6 +176,7 @@ def summary(rounds: list[Round], off: list[float], runs: int) -> dict[str, Any]:
         "executions_per_second": round(runs / min(r.ran for r in rounds)),
         "cost_percent": round(statistics.median(costs), 1),
         "cost_quartiles": [round(quartiles[0], 1), round(quartiles[2], 1)],
+        "cost_median_95": [round(low, 1), round(high, 1)],
         "lag_ms": round(statistics.median(r.lag for r in rounds) * 1000, 1),
         "lag_ms_max": round(max(r.lag for r in rounds) * 1000, 1),
         "cost_with_lag_percent": round(statistics.median(with_lag), 1),
@@ -170,6 +193,9 @@ def main() -> None:
     parser.add_argument("--runs", type=int, default=50_000)
     parser.add_argument("--rounds", type=int, default=15)
     parser.add_argument("--no-postgres", action="store_true")
+    parser.add_argument(
+        "--no-thread-writer", action="store_true", help="only the writer process (more rounds)"
+    )
     parser.add_argument("--placement", choices=["one-core", "writer-free", "both"], default="both")
     args = parser.parse_args()
     results: dict[str, Any] = {"runs": args.runs, "rounds": args.rounds, "target_cost_percent": 20}
@@ -188,7 +214,9 @@ def main() -> None:
             low, high = value["cost_quartiles"]
             print(
                 f"{where:12} {key:15} best {value['executions_per_second']:>7,} executions/s; "
-                f"history cost, median of rounds {value['cost_percent']}% ({low}..{high}); "
+                f"history cost, median of rounds {value['cost_percent']}% ({low}..{high}, "
+                f"95% interval of the median {value['cost_median_95'][0]}.."
+                f"{value['cost_median_95'][1]}); "
                 f"lag after a round {value['lag_ms']} ms (max {value['lag_ms_max']}), "
                 f"cost with it {value['cost_with_lag_percent']}%"
             )
