@@ -225,6 +225,32 @@ def test_screen_searches_a_batch_once_and_rewrites_only_what_it_flags() -> None:
     assert Redactor(()).screen([b'{"password":"p"}']) == [b'{"password":"p"}']
 
 
+def test_screen_flags_every_record_holding_a_word_when_words_overlap_or_touch() -> None:
+    from flownb.history import Redactor
+
+    redactor = Redactor()
+    # words that overlap or touch ("passwordtoken", "secretsecret"), a word inside a key, a
+    # word as a value (flagged, nothing to replace), a word in a nested key, clean records
+    batch = [
+        b'{"passwordtoken":"a"}',
+        b'{"n":1}',
+        b'{"x_api_keyring":"b","secretsecret":"c"}',
+        b'{"token":"d"}',
+        b'{"k":"private_key"}',
+        b'{"credentials":{"authorization":"e"}}',
+        b'{"n":2}',
+    ]
+    assert redactor.screen(batch) == [
+        b'{"passwordtoken":"[redacted]"}',
+        b'{"n":1}',
+        b'{"x_api_keyring":"[redacted]","secretsecret":"[redacted]"}',
+        b'{"token":"[redacted]"}',
+        b'{"k":"private_key"}',  # flagged by the search; the walk finds no key to replace
+        b'{"credentials":"[redacted]"}',
+        b'{"n":2}',
+    ]
+
+
 async def test_timings_only() -> None:
     store = MemoryHistory()
     engine = await engine_with(store, capture=False)
