@@ -23,7 +23,7 @@ from pathlib import Path
 from typing import Any
 
 from common import record
-from http_vs_nodered import pin, wait_for, wrk
+from http_vs_nodered import pin, require_wrk, wait_for, wrk
 
 ROOT = Path(__file__).resolve().parent.parent
 HELLO = ROOT / "examples" / "hello" / "hello.yaml"
@@ -81,6 +81,7 @@ def main() -> None:
 
         uvloop.run(serve(args.serve, args.folder))
         return
+    require_wrk()
     url = f"http://{ADDRESS}/hello?n=1"
     best: dict[str, dict[str, Any]] = {}
     for _ in range(args.rounds):

@@ -66,6 +66,12 @@ def to_ms(text: str) -> float:
     return float(m.group(1)) * UNITS[m.group(2)]
 
 
+def require_wrk() -> None:
+    """Stop with what to install when the load generator is missing."""
+    if not shutil.which("wrk"):
+        raise SystemExit("wrk is not installed (Debian: apt-get install wrk)")
+
+
 def wrk(url: str, duration: int) -> dict[str, float]:
     base = ["taskset", "-c", "1"] if shutil.which("taskset") else []
     subprocess.run([*base, "wrk", "-t1", "-c50", "-d3s", url], check=True, capture_output=True)
@@ -93,8 +99,7 @@ def main() -> None:
     parser.add_argument("--duration", type=int, default=10)
     parser.add_argument("--kit", type=Path, default=DEFAULT_KIT)
     args = parser.parse_args()
-    if not shutil.which("wrk"):
-        raise SystemExit("wrk is not installed (Debian: apt-get install wrk)")
+    require_wrk()
     kit = args.kit / "run.sh"
     if not kit.exists():
         raise SystemExit(f"Node-RED kit not found at {args.kit}")
